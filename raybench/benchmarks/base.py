@@ -1,0 +1,149 @@
+"""The interface every benchmark implements: dataset, model signature, accuracy, stand-in."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar, Sequence
+
+import numpy as np
+
+from raybench.errors import DataError
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """One model input or output: name, numpy dtype name and shape (None = any size)."""
+
+    name: str
+    dtype: str
+    shape: tuple
+
+    def describe(self) -> str:
+        """Human form, e.g. ``input_tensor:0 float32 [N,3,224,224]``."""
+        dims = ",".join("N" if d is None else str(d) for d in self.shape)
+        return f"{self.name} {self.dtype} [{dims}]"
+
+
+@dataclass(frozen=True)
+class Standin:
+    """Where a generated stand-in put its model and its data directory."""
+
+    model: Path
+    data_dir: Path
+
+
+class Dataset(abc.ABC):
+    """The samples of one benchmark in a data directory: the store behind LoadGen's QSL.
+
+    Constructing a dataset checks the layout cheaply (files listed, annotation files
+    parsed); :meth:`load` reads sample files and checks each one.
+    """
+
+    @property
+    @abc.abstractmethod
+    def total_count(self) -> int:
+        """Number of samples in the dataset."""
+
+    @abc.abstractmethod
+    def load(self, indices: Sequence[int]) -> None:
+        """Read the samples ``indices`` into memory.
+
+        Raises:
+            DataError: A file is missing, truncated or has the wrong shape or dtype.
+        """
+
+    @abc.abstractmethod
+    def unload(self, indices: Sequence[int]) -> None:
+        """Drop the samples ``indices`` from memory."""
+
+    @abc.abstractmethod
+    def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        """Model inputs for a batch of samples, keyed by input name.
+
+        Samples not loaded yet are loaded first (an engine restarted by Ray has lost
+        its loaded set). Arrays keep the stored dtype; engines cast to the model's.
+        """
+
+
+class Benchmark(abc.ABC):
+    """One MLPerf benchmark model: signature, data, post-processing, metric, stand-in."""
+
+    name: ClassVar[str]  # model name, as in the rules and LoadGen's config files
+    model_filename: ClassVar[str]  # file name of the real model (and of the stand-in)
+    inputs: ClassVar[tuple[TensorSpec, ...]]
+    outputs: ClassVar[tuple[TensorSpec, ...]]
+    metric: ClassVar[str]  # e.g. "top-1 accuracy (%)"
+    fp32_target: ClassVar[float]  # FP32 reference value of the metric
+    standin_count: ClassVar[int] = 64  # samples in the default stand-in
+
+    @abc.abstractmethod
+    def open_dataset(self, data_dir: Path) -> Dataset:
+        """Open the preprocessed dataset under ``data_dir`` (NVIDIA layout).
+
+        Raises:
+            DataError: The layout is missing or malformed.
+        """
+
+    def infer(self, engine, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run one batch on ``engine``; benchmarks with a decode loop override this."""
+        return engine.run(feeds)
+
+    @abc.abstractmethod
+    def responses(
+        self, outputs: dict[str, np.ndarray], indices: Sequence[int], dataset: Dataset
+    ) -> list[bytes]:
+        """The accuracy-log payload of every sample of a batch, in batch order."""
+
+    @abc.abstractmethod
+    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
+        """The benchmark's metric from parsed ``mlperf_log_accuracy.json`` entries.
+
+        Args:
+            entries: ``{"seq_id", "qsl_idx", "data"}`` dicts as LoadGen wrote them.
+            data_dir: The dataset, for labels or annotations.
+        """
+
+    @abc.abstractmethod
+    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
+        """Write a stand-in dataset in the real layout and an ONNX model with the real
+        signature under ``out``; deterministic for a given ``count`` and ``seed``."""
+
+
+def check_array(path: Path, array: np.ndarray, dtype: str, shape: tuple) -> np.ndarray:
+    """Check a loaded sample's dtype and shape, naming the file on a mismatch.
+
+    Args:
+        path: File the array came from.
+        array: The loaded array.
+        dtype: Expected numpy dtype name.
+        shape: Expected shape (None matches any size).
+
+    Raises:
+        DataError: The array does not match.
+    """
+    ok = array.dtype == np.dtype(dtype) and len(array.shape) == len(shape)
+    ok = ok and all(e is None or e == a for e, a in zip(shape, array.shape))
+    if not ok:
+        want = ",".join("*" if d is None else str(d) for d in shape)
+        raise DataError(
+            f"{path}: expected {dtype} [{want}], found {array.dtype} "
+            f"[{','.join(map(str, array.shape))}]"
+        )
+    return array
+
+
+def load_npy(path: Path, dtype: str, shape: tuple) -> np.ndarray:
+    """Read one .npy sample and check it.
+
+    Raises:
+        DataError: Missing, truncated or wrong-shaped file.
+    """
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing sample file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable or truncated .npy ({exc})") from None
+    return check_array(path, array, dtype, shape)

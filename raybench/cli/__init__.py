@@ -1,0 +1,26 @@
+"""The raybench command line: one typer sub-app per command group."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+
+from raybench.cli import data, run, systems
+
+app = typer.Typer(
+    name="raybench",
+    help="MLPerf Inference on Ray: LoadGen actor, dynamic batching, GPU-pinned engines.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(run.app)
+app.add_typer(systems.app, name="systems")
+app.add_typer(data.app, name="data")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()

@@ -1,0 +1,1 @@
+"""Typed configuration: names, system files and run settings."""

@@ -1,0 +1,82 @@
+"""Typed models of the system files in ``systems/``; unknown fields are rejected."""
+
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from raybench.config.names import SCENARIOS
+from raybench.errors import ConfigError, choices
+
+
+class Strict(BaseModel):
+    """Base model: unknown fields are errors."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class SimLatency(Strict):
+    """Time one simulated GPU takes for a batch: ``fixed_us + per_sample_us * n``."""
+
+    fixed_us: float = Field(ge=0)
+    per_sample_us: float = Field(ge=0)
+    derivation: Optional[str] = None
+
+
+class HarnessSettings(Strict):
+    """Harness settings of one benchmark and scenario on one system.
+
+    The NVIDIA v1.0 config names are given in brackets.
+    """
+
+    batch_size: int = Field(ge=1)  # gpu_batch_size
+    batch_timeout_us: int = Field(default=0, ge=0)  # deque_timeout_usec
+    copy_streams: int = Field(default=1, ge=1)  # gpu_copy_streams
+    inference_streams: int = Field(default=1, ge=1)  # gpu_inference_streams
+    use_graphs: bool = False  # use_graphs
+    precision: Literal["fp32", "fp16", "int8"] = "fp32"
+    input_dtype: Literal["fp32", "fp16", "int8", "int32"] = "fp32"
+    input_format: str = "linear"
+    server_target_qps: Optional[float] = Field(default=None, gt=0)
+    offline_expected_qps: Optional[float] = Field(default=None, gt=0)
+    single_stream_expected_latency_ns: Optional[int] = Field(default=None, gt=0)
+    multi_stream_samples_per_query: Optional[int] = Field(default=None, ge=1)
+    max_inflight_per_engine: int = Field(default=2, ge=1)
+    sim: Optional[SimLatency] = None
+
+
+class System(Strict):
+    """One system under test: its submission description and harness settings."""
+
+    id: str
+    description: dict[str, object] = Field(default_factory=dict)
+    accelerator: Optional[str] = None
+    accelerator_count: int = Field(default=0, ge=0)
+    engine_count: Optional[int] = Field(default=None, ge=1)
+    settings: dict[str, dict[str, HarnessSettings]] = Field(default_factory=dict)
+
+    def harness(self, benchmark: str, scenario: str) -> HarnessSettings:
+        """The harness settings for ``benchmark`` in ``scenario``.
+
+        Raises:
+            ConfigError: The system has no settings for that pair.
+        """
+        per_scenario = self.settings.get(benchmark)
+        if per_scenario is None:
+            raise ConfigError(
+                f"system {self.id!r} has no settings for benchmark "
+                f"{choices(benchmark, sorted(self.settings))}"
+            )
+        if scenario not in per_scenario:
+            raise ConfigError(
+                f"system {self.id!r} has no {benchmark} settings for scenario "
+                f"{choices(scenario, [s for s in SCENARIOS if s in per_scenario])}"
+            )
+        return per_scenario[scenario]
+
+    def engines(self, cpu_count: int) -> int:
+        """How many engine actors a run starts: one per accelerator, else engine_count."""
+        if self.accelerator_count:
+            return self.accelerator_count
+        return self.engine_count or max(1, cpu_count)

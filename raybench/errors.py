@@ -1,0 +1,42 @@
+"""The single error hierarchy of raybench.
+
+Every error raised for bad input or a failed run derives from :class:`RaybenchError`;
+its message is one line meant for the user. The CLI prints it and exits with code 2.
+"""
+
+
+class RaybenchError(Exception):
+    """Base class of every raybench error; ``str(err)`` is one line for the user."""
+
+
+class ConfigError(RaybenchError):
+    """A bad value in a command line, system file, rules file or spec."""
+
+
+class DataError(RaybenchError):
+    """A missing, truncated or malformed dataset file."""
+
+
+class ModelError(RaybenchError):
+    """A model file that is missing or does not match the benchmark's signature."""
+
+
+class EngineError(RaybenchError):
+    """An inference engine could not be created or failed while running."""
+
+
+class RunError(RaybenchError):
+    """A LoadGen run could not complete (for example every engine died)."""
+
+
+def choices(value: object, allowed) -> str:
+    """Format 'X' (allowed: a, b, c) for one-line error messages.
+
+    Args:
+        value: The bad value.
+        allowed: Iterable of allowed values.
+
+    Returns:
+        The formatted fragment.
+    """
+    return f"{value!r} (allowed: {', '.join(str(a) for a in allowed)})"
