@@ -13,7 +13,6 @@ reads with its default ``--dtype float32``.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Sequence
 
