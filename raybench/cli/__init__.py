@@ -15,7 +15,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-app.add_typer(run.app)
+app.command("run")(run.run_command)
 app.add_typer(systems.app, name="systems")
 app.add_typer(data.app, name="data")
 

@@ -1,0 +1,22 @@
+"""The LoadGen actor: owns LoadGen's SUT and QSL for one test, then is discarded.
+
+LoadGen keeps per-process configuration state, so every test runs in a fresh actor.
+"""
+
+from __future__ import annotations
+
+import ray
+
+from raybench.cluster.loadgen_test import TestOutcome, TestPlan, run_test
+
+
+@ray.remote(num_cpus=0, max_restarts=0)
+class LoadGenActor:
+    """Thin Ray shell around :func:`raybench.cluster.loadgen_test.run_test`."""
+
+    def __init__(self, engines: list):
+        self.engines = engines
+
+    def run(self, plan: TestPlan) -> TestOutcome:
+        """Run one LoadGen test against the engines; blocks until LoadGen is done."""
+        return run_test(plan, self.engines)

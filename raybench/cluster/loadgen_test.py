@@ -1,0 +1,152 @@
+"""One LoadGen test inside the LoadGen actor: SUT, QSL, dispatcher and Ray engines."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import numpy as np
+
+from raybench.scheduling.batcher import Batcher
+from raybench.scheduling.dispatcher import Dispatcher
+from raybench.scheduling.ledger import Batch
+from raybench.scheduling.router import Router
+
+log = logging.getLogger(__name__)
+
+NO_AUDIT_CONFIG = "raybench-no-audit.config"  # LoadGen applies ./audit.config if it exists
+
+
+@dataclass
+class TestPlan:
+    """One LoadGen test: TestSettings values, batching and where LoadGen writes its logs."""
+
+    values: dict[str, Any]  # EffectiveSettings.values
+    log_dir: str
+    total_count: int
+    performance_count: int
+    batch_size: int
+    batch_timeout_us: int
+    max_inflight: int
+    want_outputs: bool
+    max_attempts: int = 5
+    track_ids: bool = False
+
+
+@dataclass
+class TestOutcome:
+    """What the harness saw during one test (LoadGen's own results are in its logs)."""
+
+    wall_s: float
+    received: int
+    completed: int
+    retried: int
+    batches: int
+    samples_per_engine: list[int]
+    drained_error: Optional[str] = None
+    fatal: Optional[str] = None
+    engine_failures: list[int] = field(default_factory=list)
+
+
+class RayEngines:
+    """Sends batches to engine actors and reports completions to the dispatcher."""
+
+    def __init__(self, handles: list, want_outputs: bool):
+        self.handles = handles
+        self.want_outputs = want_outputs
+        self.dispatcher: Optional[Dispatcher] = None
+
+    def submit(self, batch: Batch) -> None:
+        """Start ``run`` on the batch's engine; the answer arrives on a Ray thread."""
+        ref = self.handles[batch.engine].run.remote(batch.indices, self.want_outputs)
+        batch_id = batch.batch_id
+        ref.future().add_done_callback(lambda fut: self._finished(batch_id, fut))
+
+    def _finished(self, batch_id: int, fut) -> None:
+        from ray.exceptions import RayTaskError
+
+        try:
+            result = fut.result()
+        except RayTaskError as exc:  # the engine itself raised: retrying will not help
+            self.dispatcher.failed(batch_id, _first_line(exc), retry=False)
+        except Exception as exc:  # actor died or is restarting: send the batch again
+            self.dispatcher.failed(batch_id, f"{type(exc).__name__}: {_first_line(exc)}", retry=True)
+        else:
+            self.dispatcher.done(batch_id, result)
+
+
+def _first_line(exc: BaseException) -> str:
+    cause = getattr(exc, "cause", None)
+    text = str(cause if cause is not None else exc).strip()
+    return text.splitlines()[-1] if text else type(exc).__name__
+
+
+def _complete(ids: list, data) -> None:
+    """QuerySamplesComplete for one batch; ``data`` is None or ``(blob, sizes)``."""
+    import mlperf_loadgen as lg
+
+    if data is None:
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
+        return
+    blob, sizes = data
+    buffer = np.frombuffer(blob, np.uint8)  # alive until QuerySamplesComplete returns
+    base = buffer.ctypes.data if len(buffer) else 0
+    offsets = np.concatenate(([0], np.cumsum(sizes[:-1]))).astype(np.int64) if sizes else []
+    lg.QuerySamplesComplete([
+        lg.QuerySampleResponse(i, base + int(o), int(s)) for i, o, s in zip(ids, offsets, sizes)
+    ])
+    del buffer
+
+
+def run_test(plan: TestPlan, handles: list) -> TestOutcome:
+    """Run one LoadGen test against engine actors and return the harness's view of it.
+
+    Args:
+        plan: The test.
+        handles: Engine actor handles.
+    """
+    import mlperf_loadgen as lg
+    import ray
+
+    from raybench.rules.settings import to_test_settings
+
+    server = plan.values["scenario"] == "Server"
+    batcher = Batcher(plan.batch_size, plan.batch_timeout_us / 1e6 if server else 0.0)
+    router = Router(len(handles), plan.max_inflight)
+    engines = RayEngines(handles, plan.want_outputs)
+    dispatcher = Dispatcher(batcher, router, engines.submit, _complete,
+                            max_attempts=plan.max_attempts, track_ids=plan.track_ids)
+    engines.dispatcher = dispatcher
+
+    def broadcast(method: str, indices: list) -> None:
+        ray.get([getattr(h, method).remote(indices) for h in handles])
+
+    qsl = lg.ConstructQSL(plan.total_count, plan.performance_count,
+                          lambda idx: broadcast("load_samples", list(idx)),
+                          lambda idx: broadcast("unload_samples", list(idx)))
+    sut = lg.ConstructFastSUT(dispatcher.issue, dispatcher.flush)
+    log_settings = lg.LogSettings()
+    log_settings.log_output.outdir = plan.log_dir
+    log_settings.log_output.copy_summary_to_stdout = False
+    os.makedirs(plan.log_dir, exist_ok=True)
+    dispatcher.start()
+    start = time.perf_counter()
+    try:
+        lg.StartTestWithLogSettings(sut, qsl, to_test_settings(plan.values), log_settings,
+                                    os.path.join(plan.log_dir, NO_AUDIT_CONFIG))
+    finally:
+        wall = time.perf_counter() - start
+        dispatcher.stop()
+        lg.DestroyFastSUT(sut)
+        lg.DestroyQSL(qsl)
+    ledger = dispatcher.ledger
+    return TestOutcome(
+        wall_s=wall, received=ledger.received_count, completed=ledger.completed_count,
+        retried=ledger.retried_count, batches=dispatcher.batches_sent,
+        samples_per_engine=list(dispatcher.samples_per_engine),
+        drained_error=None if dispatcher.fatal else ledger.check_drained(),
+        fatal=dispatcher.fatal, engine_failures=list(router.failures),
+    )

@@ -1,0 +1,100 @@
+"""Real LoadGen runs through the LoadGen actor and engine actors on a local Ray."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+
+from raybench.cluster.run import RunRequest, run
+from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY
+from raybench.rules.settings import Overrides
+
+SHORT = Overrides(duration_s=1.0, min_query_count=1)
+GPU_SYSTEM = "SYS-420GP-TNAR_A100-SXM-80GBx8"
+
+
+def request(standin, tmp_path, **kw) -> RunRequest:
+    base = dict(model=standin.model, data_dir=standin.data_dir, output=tmp_path, system="cpu",
+                overrides=SHORT, track_ids=True)
+    base.update(kw)
+    return RunRequest(**base)
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
+def test_performance_run_writes_loadgen_logs(ray_cluster, resnet50_standin, tmp_path, scenario):
+    report = run(request(resnet50_standin, tmp_path, scenario=scenario, mode="PerformanceOnly"))
+    (test,) = report.tests
+    assert test.directory == tmp_path / "cpu" / "resnet50" / scenario / "performance" / "run_1"
+    for name in (SUMMARY, DETAIL, "mlperf.conf", "user.conf", "raybench_settings.json"):
+        assert (test.directory / name).is_file(), name
+    assert test.summary.scenario == scenario
+    assert test.summary.valid is not None and test.summary.metric is not None
+    assert test.outcome.received == test.outcome.completed > 0
+    assert not list(tmp_path.rglob("*.partial"))
+    settings = json.loads((test.directory / "raybench_settings.json").read_text())
+    assert settings["test_settings"]["scenario"] == scenario
+    assert settings["submittable"] is False  # duration and query count were overridden
+
+
+@pytest.mark.parametrize("scenario", ["SingleStream", "MultiStream", "Server", "Offline"])
+def test_accuracy_run_routes_every_response_to_its_sample(ray_cluster, resnet50_standin,
+                                                          tmp_path, scenario):
+    report = run(request(resnet50_standin, tmp_path, scenario=scenario, mode="AccuracyOnly"))
+    (test,) = report.tests
+    assert test.directory.name == "accuracy"
+    entries = json.loads((test.directory / ACCURACY_LOG).read_text())
+    assert sorted(e["qsl_idx"] for e in entries) == list(range(256))
+    assert test.accuracy.value == 100.0
+    assert "PASS" in (test.directory / "accuracy.txt").read_text()
+
+
+def test_submission_run_is_accuracy_then_performance(ray_cluster, resnet50_standin, tmp_path):
+    report = run(request(resnet50_standin, tmp_path, scenario="Server", mode="SubmissionRun"))
+    assert [t.mode for t in report.tests] == ["AccuracyOnly", "PerformanceOnly"]
+    assert report.tests[0].accuracy.value == 100.0
+    assert (report.tests[1].directory / SUMMARY).is_file()
+
+
+def test_each_engine_actor_gets_its_own_gpu(ray_cluster, tmp_path):
+    report = run(RunRequest(system=GPU_SYSTEM, engine="null", scenario="Server", output=tmp_path,
+                            overrides=Overrides(duration_s=0.5, min_query_count=1, target_qps=2000)))
+    gpu_ids = [tuple(info["gpu_ids"]) for info in report.engine_info]
+    assert len(gpu_ids) == 8
+    assert all(len(ids) == 1 for ids in gpu_ids)
+    assert len(set(gpu_ids)) == 8
+    assert len({info["cuda_visible_devices"] for info in report.engine_info}) == 8
+
+
+def _kill_engine_after(seconds: float):
+    """An on_ready hook that kills engine 0 (Ray restarts it) after ``seconds``."""
+    killed = threading.Event()
+
+    def hook(handles):
+        import ray
+
+        def kill():
+            ray.kill(handles[0], no_restart=False)
+            killed.set()
+
+        threading.Timer(seconds, kill).start()
+
+    return hook, killed
+
+
+@pytest.mark.parametrize("scenario,qps", [("Offline", 20000), ("Server", 1500)])
+def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, qps):
+    hook, killed = _kill_engine_after(1.0)
+    req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario=scenario, output=tmp_path,
+                     engines=4, batch_size=64, track_ids=True,
+                     overrides=Overrides(duration_s=3.0, min_query_count=1, target_qps=qps))
+    report = run(req, on_ready=hook)
+    assert killed.is_set()
+    (test,) = report.tests
+    outcome = test.outcome
+    assert outcome.fatal is None and outcome.drained_error is None
+    assert outcome.completed == outcome.received > 0
+    assert outcome.retried > 0  # engine 0's in-flight batches went to the others
+    assert outcome.engine_failures[0] >= 1 or outcome.retried > 0
+    assert "No errors encountered" in (test.directory / SUMMARY).read_text()
