@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from raybench.config.names import SCENARIOS
+from raybench.config.names import BENCHMARKS, SCENARIOS
 from raybench.errors import ConfigError, choices
 
 
@@ -46,15 +46,25 @@ class HarnessSettings(Strict):
     sim: Optional[SimLatency] = None
 
 
+BenchmarkId = Literal[BENCHMARKS]  # type: ignore[valid-type]
+ScenarioName = Literal[SCENARIOS]  # type: ignore[valid-type]
+
+
 class System(Strict):
-    """One system under test: its submission description and harness settings."""
+    """One system under test: its submission description and harness settings.
+
+    ``extends`` names the file whose settings this one starts from (already merged in when
+    loaded); ``submission_id`` is the MLPerf submission's system id, where there is one.
+    """
 
     id: str
+    extends: Optional[str] = None
+    submission_id: Optional[str] = None
     description: dict[str, object] = Field(default_factory=dict)
     accelerator: Optional[str] = None
     accelerator_count: int = Field(default=0, ge=0)
     engine_count: Optional[int] = Field(default=None, ge=1)
-    settings: dict[str, dict[str, HarnessSettings]] = Field(default_factory=dict)
+    settings: dict[BenchmarkId, dict[ScenarioName, HarnessSettings]] = Field(default_factory=dict)
 
     def harness(self, benchmark: str, scenario: str) -> HarnessSettings:
         """The harness settings for ``benchmark`` in ``scenario``.
