@@ -1,0 +1,296 @@
+"""DLRM on Criteo Terabyte (day 23), NVIDIA's preprocessed layout (dlrm-99, dlrm-99.9).
+
+Layout under ``--data-dir`` (NVIDIA's ``preprocessed_data``)::
+
+    criteo/full_recalib/numeric_fp32.npy       float32 [P,13]  log(x+1) dense features
+      or numeric_fp16.npy                      float16 [P,13]
+      or numeric_int8_chw4.npy                 int8 [P,16]     13 features x 127/14.2313, 3 pad
+    criteo/full_recalib/categorical_int32.npy  int32 [P,26]    embedding rows (mod 40M)
+    criteo/full_recalib/sample_partition.npy   int32/int64 [N+1] pair offsets: sample i is
+                                               pairs partition[i]:partition[i+1]
+    criteo/full_recalib/ground_truth.npy       int32 [P]       click labels (also criteo/)
+
+One LoadGen sample is one user: a variable number of user-item pairs. The numeric file
+is chosen in the order fp32, fp16, int8_chw4 (dequantised). A partition of N entries
+starting at 0 is accepted too (the pair count is appended).
+
+Model signature (the reference's ``tb00_40M.onnx`` export): ``dense_x`` float32 [B,13],
+``offsets`` int64 [26,B] (one lookup per table and pair: ``offsets[t] = arange(B)``),
+``indices`` int64 [26,B]; output ``pred`` float32 [B,1], the click probability. B is the
+number of pairs of all samples in the batch, concatenated in batch order.
+
+The accuracy log holds, per sample, float32 (prediction, label) pairs interleaved, one
+per user-item pair, as the reference DLRM harness writes them; :meth:`Dlrm.accuracy`
+takes the predictions from the log and the labels from ``ground_truth.npy`` and returns
+the ROC AUC over all pairs in percent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from raybench.benchmarks.base import Benchmark, Dataset, Standin, TensorSpec, check_array
+from raybench.errors import DataError
+
+TENSOR_DIR = Path("criteo/full_recalib")
+NUM_DENSE = 13
+NUM_TABLES = 26
+INT8_SCALE = 14.2313 / 127.0
+NUMERIC_FILES = (
+    ("numeric_fp32.npy", "float32", NUM_DENSE),
+    ("numeric_fp16.npy", "float16", NUM_DENSE),
+    ("numeric_int8_chw4.npy", "int8", 16),
+)
+
+
+def _open_npy(path: Path) -> np.ndarray:
+    """Memory-map a .npy file, naming it on failure.
+
+    Raises:
+        DataError: Missing, unreadable or truncated file.
+    """
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise DataError(f"{path}: missing file") from None
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path}: unreadable or truncated .npy ({exc})") from None
+
+
+def find_labels(data_dir: Path) -> Path:
+    """Locate ground_truth.npy.
+
+    Raises:
+        DataError: Neither known location holds one.
+    """
+    candidates = [data_dir / TENSOR_DIR / "ground_truth.npy", data_dir / "criteo" / "ground_truth.npy"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(f"{candidates[0]}: missing DLRM labels (ground_truth.npy)")
+
+
+def read_partition(path: Path, pairs: int) -> np.ndarray:
+    """Read sample_partition.npy as int64 offsets [N+1] ending at ``pairs``.
+
+    Raises:
+        DataError: Missing file, not 1-D, not starting at 0, decreasing or past ``pairs``.
+    """
+    array = _open_npy(path)
+    if array.ndim != 1 or array.dtype.kind not in "iu" or array.size == 0:
+        raise DataError(f"{path}: expected a 1-D integer array of pair offsets, found "
+                        f"{array.dtype} [{','.join(map(str, array.shape))}]")
+    offsets = np.asarray(array, dtype=np.int64)
+    if offsets[-1] != pairs:
+        offsets = np.append(offsets, pairs)
+    if offsets[0] != 0 or np.any(np.diff(offsets) <= 0) or offsets[-1] != pairs:
+        raise DataError(f"{path}: offsets must rise strictly from 0 to the pair count {pairs}")
+    return offsets
+
+
+class CriteoDataset(Dataset):
+    """User-item pairs grouped into samples by sample_partition.npy (memory-mapped)."""
+
+    def __init__(self, data_dir: Path):
+        self.data_dir = data_dir
+        root = data_dir / TENSOR_DIR
+        if not root.is_dir():
+            raise DataError(f"{root}: missing directory of preprocessed Criteo data")
+        for filename, dtype, width in NUMERIC_FILES:
+            path = root / filename
+            if path.is_file():
+                self.numeric = check_array(path, _open_npy(path), dtype, (None, width))
+                break
+        else:
+            raise DataError(f"{root / NUMERIC_FILES[-1][0]}: missing numeric features "
+                            f"(none of {', '.join(f for f, _, _ in NUMERIC_FILES)})")
+        pairs = self.numeric.shape[0]
+        path = root / "categorical_int32.npy"
+        self.categorical = check_array(path, _open_npy(path), "int32", (pairs, NUM_TABLES))
+        self.partition = read_partition(root / "sample_partition.npy", pairs)
+        self._loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._labels: np.ndarray | None | bool = False
+
+    @property
+    def total_count(self) -> int:
+        return self.partition.size - 1
+
+    @property
+    def labels(self) -> np.ndarray | None:
+        """The click labels (memory-mapped), or None when ground_truth.npy is absent."""
+        if self._labels is False:
+            try:
+                self._labels = _open_npy(find_labels(self.data_dir)).reshape(-1)
+            except DataError:
+                self._labels = None
+        return self._labels
+
+    def pair_counts(self, indices: Sequence[int]) -> np.ndarray:
+        """Number of user-item pairs of each sample."""
+        idx = np.asarray(indices, dtype=np.int64)
+        return self.partition[idx + 1] - self.partition[idx]
+
+    def load(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            if i in self._loaded:
+                continue
+            lo, hi = self.partition[i], self.partition[i + 1]
+            numeric = np.asarray(self.numeric[lo:hi])
+            if numeric.dtype == np.int8:
+                numeric = numeric[:, :NUM_DENSE].astype(np.float32) * np.float32(INT8_SCALE)
+            self._loaded[i] = (numeric.astype(np.float32, copy=False),
+                               np.asarray(self.categorical[lo:hi]))
+
+    def unload(self, indices: Sequence[int]) -> None:
+        for i in indices:
+            self._loaded.pop(i, None)
+
+    def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
+        missing = [i for i in indices if i not in self._loaded]
+        if missing:
+            self.load(missing)
+        dense = np.concatenate([self._loaded[i][0] for i in indices])
+        sparse = np.concatenate([self._loaded[i][1] for i in indices])
+        pairs = dense.shape[0]
+        return {
+            "dense_x": dense,
+            "offsets": np.broadcast_to(np.arange(pairs, dtype=np.int64), (NUM_TABLES, pairs)).copy(),
+            "indices": np.ascontiguousarray(sparse.T.astype(np.int64)),
+        }
+
+
+class Dlrm(Benchmark):
+    """MLPerf dlrm: ROC AUC (%) of the click predictions over all user-item pairs."""
+
+    name = "dlrm"
+    model_filename = "tb00_40M.onnx"
+    inputs = (
+        TensorSpec("dense_x", "float32", (None, NUM_DENSE)),
+        TensorSpec("offsets", "int64", (NUM_TABLES, None)),
+        TensorSpec("indices", "int64", (NUM_TABLES, None)),
+    )
+    outputs = (TensorSpec("pred", "float32", (None, 1)),)
+    metric = "AUC (%)"
+    fp32_target = 80.25
+    standin_count = 64
+
+    def open_dataset(self, data_dir: Path) -> CriteoDataset:
+        return CriteoDataset(Path(data_dir))
+
+    def responses(self, outputs, indices, dataset) -> list[bytes]:
+        pred = np.asarray(outputs["pred"], np.float32).reshape(-1)
+        counts = dataset.pair_counts(indices)
+        if pred.size != counts.sum():
+            raise DataError(f"dlrm model returned {pred.size} predictions for {counts.sum()} pairs")
+        labels = dataset.labels
+        result, at = [], 0
+        for i, n in zip(indices, counts):
+            lo = dataset.partition[i]
+            pairs = np.empty((n, 2), np.float32)
+            pairs[:, 0] = pred[at:at + n]
+            pairs[:, 1] = labels[lo:lo + n] if labels is not None else 0.0
+            result.append(pairs.tobytes())
+            at += n
+        return result
+
+    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
+        from raybench.benchmarks.lang_metrics import roc_auc
+
+        data_dir = Path(data_dir)
+        labels_path = find_labels(data_dir)
+        labels = _open_npy(labels_path).reshape(-1)
+        partition = read_partition(data_dir / TENSOR_DIR / "sample_partition.npy", labels.size)
+        seen: set[int] = set()
+        scores, truth = [], []
+        for entry in sorted(entries, key=lambda e: e["qsl_idx"]):
+            idx = int(entry["qsl_idx"])
+            if idx in seen:
+                continue
+            seen.add(idx)
+            if not 0 <= idx < partition.size - 1:
+                raise DataError(f"accuracy log: sample index {idx} outside 0..{partition.size - 2}")
+            data = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2)
+            lo, hi = partition[idx], partition[idx + 1]
+            if data.shape[0] != hi - lo:
+                raise DataError(f"accuracy log: sample {idx} has {data.shape[0]} predictions, "
+                                f"{labels_path} has {hi - lo} pairs")
+            scores.append(data[:, 0])
+            truth.append(np.asarray(labels[lo:hi]))
+        if not seen:
+            raise DataError("accuracy log holds no samples")
+        try:
+            return 100.0 * roc_auc(np.concatenate(truth), np.concatenate(scores))
+        except ValueError as exc:
+            raise DataError(f"accuracy log: {exc}") from None
+
+    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
+        """Users with 1-12 pairs each; a linear model over dense and embedded features.
+
+        The model is ``sigmoid(dense_x @ w + sum_t table[t, indices[t]])`` with small
+        tables (categorical values below 64). Labels are 1 where the fp32 ONNX Runtime
+        score of a pair exceeds the median score, so a run that keeps every pair with
+        its sample scores AUC = 100.
+        """
+        from onnx import helper, numpy_helper
+
+        from raybench.benchmarks.onnx_util import save_model, value_info
+
+        rows = 64
+        rng = np.random.default_rng(seed)
+        out = Path(out)
+        counts = rng.integers(1, 13, count)
+        partition = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+        pairs = int(partition[-1])
+        dense = np.log1p(rng.exponential(20.0, (pairs, NUM_DENSE)))
+        numeric = np.zeros((pairs, 16), np.int8)
+        numeric[:, :NUM_DENSE] = np.clip(np.rint(dense / INT8_SCALE), -128, 127)
+        categorical = rng.integers(0, rows, (pairs, NUM_TABLES)).astype(np.int32)
+
+        weights = rng.normal(0, 0.3, (NUM_DENSE, 1)).astype(np.float32)
+        table = rng.normal(0, 0.5, NUM_TABLES * rows).astype(np.float32)
+        base = (np.arange(NUM_TABLES, dtype=np.int64) * rows).reshape(NUM_TABLES, 1)
+        nodes = [
+            helper.make_node("Add", ["indices", "table_base"], ["flat_idx"]),
+            helper.make_node("Gather", ["table", "flat_idx"], ["emb"]),
+            helper.make_node("ReduceSum", ["emb", "axis0"], ["emb_sum"], keepdims=0),
+            helper.make_node("Unsqueeze", ["emb_sum", "axis1"], ["emb_col"]),
+            helper.make_node("MatMul", ["dense_x", "weights"], ["dense_col"]),
+            helper.make_node("Add", ["dense_col", "emb_col"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["pred"]),
+        ]
+        graph = helper.make_graph(
+            nodes, "dlrm_standin",
+            [value_info(s, batch="B") for s in self.inputs],
+            [value_info(s, batch="B") for s in self.outputs],
+            initializer=[
+                numpy_helper.from_array(base, "table_base"),
+                numpy_helper.from_array(table, "table"),
+                numpy_helper.from_array(weights, "weights"),
+                numpy_helper.from_array(np.array([0], np.int64), "axis0"),
+                numpy_helper.from_array(np.array([1], np.int64), "axis1"),
+            ],
+        )
+        model = save_model(graph, out / self.model_filename)
+
+        data_dir = out / "preprocessed_data"
+        root = data_dir / TENSOR_DIR
+        root.mkdir(parents=True, exist_ok=True)
+        np.save(root / "numeric_int8_chw4.npy", numeric)
+        np.save(root / "categorical_int32.npy", categorical)
+        np.save(root / "sample_partition.npy", partition)
+        dataset = CriteoDataset(data_dir)
+        scores = _reference_scores(model, dataset.feeds(range(count)))
+        labels = (scores > np.median(scores)).astype(np.int32)
+        np.save(root / "ground_truth.npy", labels)
+        return Standin(model=model, data_dir=data_dir)
+
+
+def _reference_scores(model: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
+    """The fp32 ONNX Runtime scores of all pairs."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    return session.run(["pred"], feeds)[0].reshape(-1)
