@@ -10,6 +10,12 @@ from raybench.config.names import check_benchmark, model_of
 # model name -> "module:Class"; modules are imported on first use.
 _REGISTRY = {
     "resnet50": "raybench.benchmarks.resnet50:ResNet50",
+    "ssd-mobilenet": "raybench.benchmarks.ssd_mobilenet:SsdMobileNet",
+    "ssd-resnet34": "raybench.benchmarks.ssd_resnet34:SsdResNet34",
+    "3d-unet": "raybench.benchmarks.unet3d:Unet3d",
+    "bert": "raybench.benchmarks.bert:Bert",
+    "dlrm": "raybench.benchmarks.dlrm:Dlrm",
+    "rnnt": "raybench.benchmarks.rnnt:Rnnt",
 }
 
 

@@ -167,7 +167,7 @@ def test_cpu_covers_every_benchmark_and_readme_scenario():
     for bench, scenarios in README_SCENARIOS.items():
         assert scenarios <= set(cpu.settings[bench]), bench
     resnet = cpu.harness("resnet50", "Offline")
-    assert resnet.batch_size == 64 and resnet.offline_expected_qps == 2000
+    assert resnet.batch_size == 64 and resnet.offline_expected_qps == 8000
     server = cpu.harness("resnet50", "Server")
     assert (server.batch_size, server.batch_timeout_us, server.server_target_qps) == (32, 2000, 500)
     assert cpu.accelerator_count == 0 and cpu.engines(16) == 2
