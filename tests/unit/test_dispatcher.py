@@ -1,0 +1,473 @@
+"""Unit tests for raybench.scheduling.dispatcher.Dispatcher.
+
+Real threads, no Ray and no LoadGen: a fake ``submit`` hands each batch to a thread
+pool that plays the engines and answers through ``Dispatcher.done`` / ``failed``; a
+fake ``complete`` records every completed sample id. No assertion depends on speed:
+waits are generous polls, and timing logic uses an injected clock where it matters.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Callable, Optional
+
+import pytest
+
+from raybench.scheduling.batcher import Batcher
+from raybench.scheduling.dispatcher import Dispatcher
+from raybench.scheduling.router import Router
+
+WAIT_S = 10.0  # generous: only reached if something is broken
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.001)
+    return predicate()
+
+
+@pytest.fixture
+def thread_errors(monkeypatch):
+    """Collect exceptions raised in any thread (e.g. the completion loop dying)."""
+    errors: list[BaseException] = []
+    original = threading.excepthook
+
+    def hook(args):
+        errors.append(args.exc_value)
+        original(args)
+
+    monkeypatch.setattr(threading, "excepthook", hook)
+    yield errors
+    assert not errors, f"exceptions in background threads: {errors!r}"
+
+
+# Behaviour of a fake engine for one batch: "ok", or ("fail", retry)
+Behaviour = Callable[["SubmittedBatch"], object]
+
+
+class SubmittedBatch:
+    def __init__(self, batch, seq: int):
+        self.batch_id = batch.batch_id
+        self.engine = batch.engine
+        self.attempt = batch.attempt
+        self.ids = list(batch.ids)
+        self.indices = list(batch.indices)
+        self.seq = seq  # n-th batch submitted to this engine (0-based)
+
+
+class Harness:
+    """A dispatcher wired to fake engines (a thread pool) and a recording ``complete``."""
+
+    def __init__(self, engines: int = 3, max_inflight: int = 2, max_batch: int = 4,
+                 timeout_s: float = 0.0, max_failures: int = 3, max_attempts: int = 5,
+                 behaviour: Optional[Behaviour] = None, delay_s: float = 0.0,
+                 gate: Optional[threading.Event] = None, submit_error: Optional[Exception] = None,
+                 clock: Callable[[], float] = time.monotonic, track_ids: bool = True):
+        self.lock = threading.Lock()
+        self.engines = engines
+        self.max_inflight = max_inflight
+        self.behaviour = behaviour or (lambda b: "ok")
+        self.delay_s = delay_s
+        self.gate = gate
+        self.submit_error = submit_error
+        self.pool = ThreadPoolExecutor(max_workers=engines * max_inflight + 4)
+        self.submitted: list[SubmittedBatch] = []
+        self.per_engine_count = [0] * engines
+        self.inflight = [0] * engines
+        self.max_seen = [0] * engines
+        self.completed: Counter = Counter()
+        self.completed_data: dict[int, object] = {}
+        self.complete_calls: list[tuple[list, object]] = []
+        self.failed_batches: list[SubmittedBatch] = []
+        self.ok_batches: list[SubmittedBatch] = []
+        self.batcher = Batcher(max_batch, timeout_s, clock=clock)
+        self.router = Router(engines, max_inflight, max_failures=max_failures)
+        self.d = Dispatcher(self.batcher, self.router, self.submit, self.complete,
+                            max_attempts=max_attempts, track_ids=track_ids, clock=clock)
+
+    # -- fakes --------------------------------------------------------------------------
+    def submit(self, batch) -> None:
+        if self.submit_error is not None:
+            raise self.submit_error
+        with self.lock:
+            sb = SubmittedBatch(batch, self.per_engine_count[batch.engine])
+            self.per_engine_count[batch.engine] += 1
+            self.submitted.append(sb)
+            self.inflight[batch.engine] += 1
+            self.max_seen[batch.engine] = max(self.max_seen[batch.engine],
+                                              self.inflight[batch.engine])
+        self.pool.submit(self._engine_work, sb)
+
+    def _engine_work(self, sb: SubmittedBatch) -> None:
+        if self.gate is not None:
+            self.gate.wait(WAIT_S)
+        outcome = self.behaviour(sb)
+        if outcome == "ok" and self.delay_s:
+            time.sleep(self.delay_s)
+        with self.lock:
+            self.inflight[sb.engine] -= 1
+            if outcome == "ok":
+                self.ok_batches.append(sb)
+            else:
+                self.failed_batches.append(sb)
+        if outcome == "ok":
+            self.d.done(sb.batch_id, ("result", sb.engine, list(sb.ids)))
+        else:
+            _, retry = outcome
+            self.d.failed(sb.batch_id, f"engine {sb.engine} broke", retry)
+
+    def complete(self, ids: list, data) -> None:
+        with self.lock:
+            self.complete_calls.append((list(ids), data))
+            for i in ids:
+                self.completed[i] += 1
+                self.completed_data[i] = data
+
+    # -- helpers ------------------------------------------------------------------------
+    def n_completed(self) -> int:
+        with self.lock:
+            return len(self.completed)
+
+    def wait_completed(self, n: int) -> None:
+        assert wait_until(lambda: self.n_completed() >= n), (
+            f"only {self.n_completed()} of {n} samples completed; fatal={self.d.fatal!r}")
+
+    def assert_exactly_once(self, ids) -> None:
+        with self.lock:
+            assert set(self.completed) == set(ids)
+            dupes = {i: c for i, c in self.completed.items() if c != 1}
+            assert not dupes, f"completed more than once: {dupes}"
+
+    def close(self) -> None:
+        if self.gate is not None:
+            self.gate.set()
+        self.pool.shutdown(wait=True)
+        self.d.stop(timeout=WAIT_S)
+        for t in self.d._threads:
+            assert not t.is_alive(), f"{t.name} did not stop"
+
+
+@pytest.fixture
+def harnesses(thread_errors):
+    made: list[Harness] = []
+
+    def make(**kw) -> Harness:
+        h = Harness(**kw)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def issue_concurrently(d: Dispatcher, threads: int, calls: int, max_chunk: int) -> list[int]:
+    """Issue unique ids from several threads at once; return every id issued."""
+    all_ids: list[list[int]] = [[] for _ in range(threads)]
+    barrier = threading.Barrier(threads)
+
+    def worker(t: int) -> None:
+        barrier.wait(WAIT_S)
+        for c in range(calls):
+            size = (t + c) % max_chunk + 1
+            base = (t * calls + c) * max_chunk
+            ids = list(range(base, base + size))
+            d.issue(ids, [i + 1_000_000 for i in ids])
+            all_ids[t].extend(ids)
+
+    ts = [threading.Thread(target=worker, args=(t,)) for t in range(threads)]
+    for th in ts:
+        th.start()
+    for th in ts:
+        th.join(WAIT_S)
+        assert not th.is_alive()
+    return [i for ids in all_ids for i in ids]
+
+
+# -- exactly once under concurrency ---------------------------------------------------
+@pytest.mark.parametrize("timeout_s", [0.0, 0.002])
+def test_every_issued_id_completed_exactly_once(harnesses, timeout_s):
+    h = harnesses(engines=3, max_inflight=2, max_batch=8, timeout_s=timeout_s)
+    h.d.start()
+    ids = issue_concurrently(h.d, threads=4, calls=60, max_chunk=5)
+    h.d.flush()
+    assert len(ids) == len(set(ids))
+    h.wait_completed(len(ids))
+    h.assert_exactly_once(ids)
+    d = h.d
+    assert d.fatal is None
+    assert wait_until(lambda: d.ledger.check_drained() is None), d.ledger.check_drained()
+    assert d.ledger.received_count == d.ledger.completed_count == len(ids)
+    assert d.ledger.retried_count == 0
+    # each completion carries its own batch's payload
+    for call_ids, data in h.complete_calls:
+        assert data[0] == "result" and data[2] == call_ids
+    # accounting agrees with what the fake engines saw
+    assert d.batches_sent == len(h.submitted)
+    assert sum(d.samples_per_engine) == len(ids)
+    for e in range(h.engines):
+        assert d.samples_per_engine[e] == sum(len(b.ids) for b in h.submitted if b.engine == e)
+    # batches respect max_batch; ids match their indices
+    for b in h.submitted:
+        assert 1 <= len(b.ids) <= 8
+        assert b.indices == [i + 1_000_000 for i in b.ids]
+        assert b.attempt == 1
+    # backpressure: never more than max_inflight per engine at once
+    assert max(h.max_seen) <= 2
+    assert wait_until(lambda: h.router.total_inflight() == 0)
+
+
+def test_samples_of_one_issue_call_stay_in_order(harnesses):
+    h = harnesses(engines=2, max_inflight=1, max_batch=3)
+    ids = list(range(10))
+    h.d.issue(ids, [i * 2 for i in ids])
+    h.d.start()
+    h.wait_completed(10)
+    h.assert_exactly_once(ids)
+    sent = [i for b in sorted(h.submitted, key=lambda b: b.batch_id) for i in b.ids]
+    assert sent == ids
+    assert [len(b.ids) for b in sorted(h.submitted, key=lambda b: b.batch_id)] == [3, 3, 3, 1]
+
+
+# -- backpressure ---------------------------------------------------------------------
+def test_backpressure_bounds_inflight_batches(harnesses):
+    gate = threading.Event()
+    h = harnesses(engines=2, max_inflight=2, max_batch=1, gate=gate)
+    h.d.start()
+    ids = list(range(12))
+    for i in ids:
+        h.d.issue([i], [i])
+    assert wait_until(lambda: len(h.submitted) >= 4)
+    # the engines are stuck: nothing more may be sent until a slot frees
+    time.sleep(0.05)
+    with h.lock:
+        assert len(h.submitted) == 4
+        assert h.inflight == [2, 2]
+    assert h.router.inflight == [2, 2]
+    assert h.router.acquire() is None  # (lock-free peek is safe: dispatcher is waiting)
+    assert len(h.batcher) == 8
+    gate.set()
+    h.wait_completed(12)
+    h.assert_exactly_once(ids)
+    assert max(h.max_seen) == 2
+    assert len(h.submitted) == 12
+
+
+def test_backpressure_under_load_never_exceeds_bound(harnesses):
+    h = harnesses(engines=2, max_inflight=3, max_batch=2, delay_s=0.001)
+    ids = list(range(200))
+    for i in range(0, 200, 5):
+        h.d.issue(ids[i:i + 5], ids[i:i + 5])
+    h.d.start()
+    h.wait_completed(200)
+    h.assert_exactly_once(ids)
+    assert all(m <= 3 for m in h.max_seen), h.max_seen
+    assert all(m >= 1 for m in h.max_seen)
+
+
+# -- batching: size cut, timeout cut, flush -------------------------------------------
+def test_size_cut_without_timeout_or_flush(harnesses):
+    # timeout far in the future: only the max_batch cut can send anything
+    h = harnesses(engines=1, max_inflight=4, max_batch=4, timeout_s=3600.0)
+    h.d.start()
+    ids = list(range(20))
+    for i in ids:
+        h.d.issue([i], [i])
+    h.wait_completed(20)
+    h.assert_exactly_once(ids)
+    assert sorted(len(b.ids) for b in h.submitted) == [4] * 5
+
+
+def test_server_timeout_cuts_partial_batch_real_clock(harnesses):
+    h = harnesses(engines=2, max_inflight=2, max_batch=8, timeout_s=0.02)
+    h.d.start()
+    h.d.issue([1, 2, 3], [10, 20, 30])  # no flush
+    h.wait_completed(3)
+    h.assert_exactly_once([1, 2, 3])
+    assert [b.ids for b in h.submitted] == [[1, 2, 3]]
+    assert [b.indices for b in h.submitted] == [[10, 20, 30]]
+
+
+def test_server_timeout_cut_with_fake_clock(harnesses):
+    now = [1000.0]
+    h = harnesses(engines=1, max_inflight=2, max_batch=8, timeout_s=5.0, clock=lambda: now[0])
+    h.d.start()
+    h.d.issue([1], [1])
+    h.d.issue([2, 3], [2, 3])
+    time.sleep(0.05)
+    assert h.submitted == []  # not due by the (frozen) clock, and below max_batch
+    now[0] += 5.0
+    h.d.issue([], [])  # wakes the dispatch thread, adds nothing
+    h.wait_completed(3)
+    h.assert_exactly_once([1, 2, 3])
+    assert [b.ids for b in h.submitted] == [[1, 2, 3]]
+    assert h.d.ledger.received_count == 3
+
+
+def test_flush_sends_partial_batch_at_once(harnesses):
+    h = harnesses(engines=1, max_inflight=1, max_batch=8, timeout_s=3600.0)
+    h.d.start()
+    h.d.issue([5, 6], [50, 60])
+    time.sleep(0.02)
+    assert h.submitted == []
+    h.d.flush()
+    h.wait_completed(2)
+    h.assert_exactly_once([5, 6])
+    assert [b.ids for b in h.submitted] == [[5, 6]]
+
+
+# -- failures and retries -------------------------------------------------------------
+def test_failing_engine_batches_resent_to_other_engines(harnesses):
+    # engine 0 fails everything it gets (retryable) and is retired after 3 in a row
+    h = harnesses(engines=3, max_inflight=2, max_batch=4, max_failures=3,
+                  behaviour=lambda b: ("fail", True) if b.engine == 0 else "ok")
+    h.d.start()
+    ids = issue_concurrently(h.d, threads=3, calls=40, max_chunk=4)
+    h.d.flush()
+    h.wait_completed(len(ids))
+    h.assert_exactly_once(ids)
+    d = h.d
+    assert d.fatal is None
+    assert h.failed_batches, "engine 0 never got a batch"
+    assert all(b.engine == 0 for b in h.failed_batches)
+    assert all(b.engine != 0 for b in h.ok_batches)
+    # every completion's data comes from a healthy engine
+    for call_ids, data in h.complete_calls:
+        assert data is not None and data[1] != 0
+    assert d.ledger.retried_count == sum(len(b.ids) for b in h.failed_batches) > 0
+    assert h.router.retired == {0}
+    assert h.router.live == 2
+    # retired after 3 in a row; batches already in flight there (max_inflight - 1) may fail too
+    assert 3 <= len(h.failed_batches) <= 3 + 2 - 1
+    # every failed sample was sent again with a higher attempt number
+    retried_ids = {i for b in h.failed_batches for i in b.ids}
+    resent = [b for b in h.submitted if b.attempt > 1]
+    assert retried_ids <= {i for b in resent for i in b.ids}
+    assert wait_until(lambda: d.ledger.check_drained() is None), d.ledger.check_drained()
+
+
+def test_engine_failing_first_batches_recovers(harnesses):
+    # engine 0 fails only its first two batches: below max_failures, so not retired
+    h = harnesses(engines=2, max_inflight=1, max_batch=2, max_failures=3,
+                  behaviour=lambda b: ("fail", True) if b.engine == 0 and b.seq < 2 else "ok")
+    ids = list(range(40))
+    h.d.issue(ids, ids)
+    h.d.start()
+    h.wait_completed(40)
+    h.assert_exactly_once(ids)
+    d = h.d
+    assert d.fatal is None
+    assert len(h.failed_batches) == 2
+    assert d.ledger.retried_count == 4
+    assert h.router.retired == set()
+    assert any(b.engine == 0 for b in h.ok_batches)
+    assert wait_until(lambda: h.router.failures == [0, 0])  # success reset the count
+    assert wait_until(lambda: d.ledger.check_drained() is None), d.ledger.check_drained()
+
+
+def test_non_retryable_failure_is_fatal_and_completes_everything_once(harnesses):
+    # engine 0 fails its first batch for good; the others answer slowly, so at the
+    # moment of failure there are open batches and samples still in the batcher
+    h = harnesses(engines=3, max_inflight=1, max_batch=2, delay_s=0.02,
+                  behaviour=lambda b: ("fail", False) if b.engine == 0 else "ok")
+    ids = list(range(60))
+    for i in range(0, 60, 3):
+        h.d.issue(ids[i:i + 3], ids[i:i + 3])
+    h.d.start()
+    h.wait_completed(60)
+    # let the slow engines' late answers arrive and be ignored
+    h.pool.shutdown(wait=True)
+    assert wait_until(lambda: h.d._events.empty())
+    time.sleep(0.02)
+    h.assert_exactly_once(ids)
+    d = h.d
+    assert d.fatal is not None and "engine 0 broke" in d.fatal
+    assert len(h.failed_batches) == 1
+    # the failed batch's samples were completed without data
+    for i in h.failed_batches[0].ids:
+        assert h.completed_data[i] is None
+    # samples that never reached an engine were completed without data too
+    sent = {i for b in h.submitted for i in b.ids}
+    assert set(ids) - sent, "expected samples still queued at the moment of failure"
+    for i in set(ids) - sent:
+        assert h.completed_data[i] is None
+    assert len(h.batcher) == 0
+    # once fatal, new samples are completed at once, without data, exactly once
+    h.d.issue([1000, 1001], [0, 1])
+    h.wait_completed(62)
+    h.assert_exactly_once(ids + [1000, 1001])
+    assert h.completed_data[1000] is None and h.completed_data[1001] is None
+    # the completion thread survived the late answers
+    assert all(t.is_alive() for t in d._threads if t.name == "raybench-complete")
+
+
+def test_all_engines_retired_is_fatal(harnesses):
+    h = harnesses(engines=2, max_inflight=2, max_batch=3, max_failures=2, max_attempts=100,
+                  behaviour=lambda b: ("fail", True))
+    ids = list(range(30))
+    h.d.issue(ids, ids)
+    h.d.start()
+    h.wait_completed(30)
+    h.assert_exactly_once(ids)
+    d = h.d
+    assert d.fatal is not None
+    assert "every engine failed" in d.fatal
+    assert h.router.live == 0
+    assert h.router.retired == {0, 1}
+    assert all(data is None for _, data in h.complete_calls)
+    assert d.ledger.retried_count > 0
+
+
+def test_max_attempts_exhausted_is_fatal(harnesses):
+    h = harnesses(engines=1, max_inflight=1, max_batch=4, max_failures=1000, max_attempts=3,
+                  behaviour=lambda b: ("fail", True))
+    ids = list(range(8))
+    h.d.issue(ids, ids)
+    h.d.start()
+    h.wait_completed(8)
+    h.assert_exactly_once(ids)
+    d = h.d
+    assert d.fatal is not None and "every engine failed" not in d.fatal
+    # the first batch was tried exactly max_attempts times, then the run gave up
+    first = [b for b in h.submitted if b.ids == [0, 1, 2, 3]]
+    assert [b.attempt for b in first] == [1, 2, 3]
+    assert len(h.submitted) == 3
+    assert h.router.live == 1
+    assert all(data is None for _, data in h.complete_calls)
+
+
+def test_submit_raising_is_fatal(harnesses):
+    h = harnesses(engines=2, max_inflight=1, max_batch=2, submit_error=RuntimeError("no actor"))
+    ids = list(range(7))
+    h.d.issue(ids, ids)
+    h.d.start()
+    h.wait_completed(7)
+    h.assert_exactly_once(ids)
+    assert h.d.fatal is not None and "no actor" in h.d.fatal
+    assert all(data is None for _, data in h.complete_calls)
+
+
+# -- lifecycle ------------------------------------------------------------------------
+def test_start_and_stop_idle(harnesses):
+    h = harnesses()
+    h.d.start()
+    assert len(h.d._threads) == 2
+    h.d.issue([], [])
+    h.d.stop(timeout=WAIT_S)
+    assert not any(t.is_alive() for t in h.d._threads)
+    assert h.completed == Counter()
+    assert h.d.ledger.check_drained() is None
+
+
+def test_stop_waits_for_queued_samples_to_be_sent(harnesses):
+    h = harnesses(engines=1, max_inflight=1, max_batch=2, delay_s=0.005)
+    h.d.start()
+    h.d.issue([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
+    h.wait_completed(5)
+    h.assert_exactly_once([1, 2, 3, 4, 5])
