@@ -31,14 +31,21 @@ class Router:
         return len(self.inflight) - len(self.retired)
 
     def acquire(self) -> Optional[int]:
-        """Take a slot on the least-loaded live engine, or None if all are full."""
+        """Take a slot on the least-loaded live engine, or None if all are full.
+
+        Engines whose last batch failed are chosen only when no healthy engine has a
+        free slot, so a retried batch goes to another engine first.
+        """
         n = len(self.inflight)
-        best, best_load = None, self.max_inflight
+        best, best_key = None, None
         for step in range(n):
             e = (self._next + step) % n
-            if e not in self.retired and self.inflight[e] < best_load:
-                best, best_load = e, self.inflight[e]
-                if best_load == 0:
+            if e in self.retired or self.inflight[e] >= self.max_inflight:
+                continue
+            key = (self.failures[e] > 0, self.inflight[e])
+            if best_key is None or key < best_key:
+                best, best_key = e, key
+                if key == (False, 0):
                     break
         if best is not None:
             self.inflight[best] += 1

@@ -187,3 +187,15 @@ def test_live_counts_not_retired():
     while (e := r.acquire()) is not None:
         seen.add(e)
     assert seen == {0, 2, 4}
+
+
+def test_a_failed_engine_is_chosen_only_when_healthy_ones_are_full():
+    router = Router(engines=2, max_inflight=2)
+    assert router.acquire() == 0
+    router.release(0, ok=False)  # engine 0 failed its batch: it is idle but suspect
+    assert router.acquire() == 1
+    assert router.acquire() == 1
+    assert router.acquire() == 0  # engine 1 is full: the suspect engine is still used
+    router.release(0, ok=True)  # a success clears the suspicion
+    router.release(1)
+    assert router.acquire() == 0
