@@ -23,7 +23,7 @@ from raybench.benchmarks import get_benchmark
 from raybench.benchmarks.base import Benchmark
 from raybench.cluster.loadgen_test import TestOutcome, TestPlan
 from raybench.cluster.worker import EngineSpec
-from raybench.config.models import HarnessSettings, Strict, System
+from raybench.config.models import HarnessSettings, SimLatency, Strict, System
 from raybench.config.names import (accuracy_target_of, check_benchmark, check_mode,
                                    check_scenario, model_of)
 from raybench.config.systems import load_system
@@ -58,6 +58,7 @@ class RunRequest(Strict):
     engines: Optional[int] = Field(default=None, ge=1)
     max_inflight: Optional[int] = Field(default=None, ge=1)
     threads: Optional[int] = Field(default=None, ge=1)
+    sim: Optional[SimLatency] = None  # replaces the system's sim latency model
     address: Optional[str] = None
     dashboard: bool = False
     track_ids: bool = False
@@ -142,7 +143,7 @@ def prepare(request: RunRequest) -> Prepared:
 
     tuned = []
     changes = {"batch_size": request.batch_size, "batch_timeout_us": request.batch_timeout_us,
-               "max_inflight_per_engine": request.max_inflight}
+               "max_inflight_per_engine": request.max_inflight, "sim": request.sim}
     for key, value in changes.items():
         if value is not None and value != getattr(harness, key):
             tuned.append(f"{key}: {getattr(harness, key)} -> {value}")
