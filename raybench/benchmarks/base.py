@@ -68,14 +68,16 @@ class Dataset(abc.ABC):
 
 
 class Benchmark(abc.ABC):
-    """One MLPerf benchmark model: signature, data, post-processing, metric, stand-in."""
+    """One MLPerf benchmark model: signature, data, post-processing, metric, stand-in.
+
+    The metric's name and FP32 reference value are rules of the round
+    (``raybench/rules/<round>.yaml``), not of the implementation.
+    """
 
     name: ClassVar[str]  # model name, as in the rules and LoadGen's config files
     model_filename: ClassVar[str]  # file name of the real model (and of the stand-in)
     inputs: ClassVar[tuple[TensorSpec, ...]]
     outputs: ClassVar[tuple[TensorSpec, ...]]
-    metric: ClassVar[str]  # e.g. "top-1 accuracy (%)"
-    fp32_target: ClassVar[float]  # FP32 reference value of the metric
     standin_count: ClassVar[int] = 64  # samples in the default stand-in
 
     @abc.abstractmethod

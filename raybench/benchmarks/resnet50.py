@@ -106,8 +106,6 @@ class ResNet50(Benchmark):
         TensorSpec("ArgMax:0", "int64", (None,)),
         TensorSpec("softmax_tensor:0", "float32", (None, 1001)),
     )
-    metric = "top-1 accuracy (%)"
-    fp32_target = 76.46
     standin_count = 1024
 
     def open_dataset(self, data_dir: Path) -> ImageNetDataset:

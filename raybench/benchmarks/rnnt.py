@@ -151,8 +151,6 @@ class Rnnt(Benchmark):
         TensorSpec("feature_lengths", "int32", (None,)),
     )
     outputs = (TensorSpec("tokens", "int64", (None, None)),)
-    metric = "100 - WER (%)"
-    fp32_target = 100.0 - 7.452
     standin_count = 16
 
     def open_dataset(self, data_dir: Path) -> LibriSpeechDataset:

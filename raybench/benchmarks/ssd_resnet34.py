@@ -54,8 +54,6 @@ class SsdResNet34(Benchmark):
         TensorSpec("labels", "int64", (None, 200)),
         TensorSpec("scores", "float32", (None, 200)),
     )
-    metric = "mAP (%)"
-    fp32_target = 20.0
     standin_count = 16
 
     def open_dataset(self, data_dir: Path) -> SsdResNet34Dataset:

@@ -8,6 +8,8 @@ import pickle
 import numpy as np
 import pytest
 
+from raybench.rules import load_rules
+
 from raybench.benchmarks import coco, get_benchmark
 from raybench.benchmarks.onnx_util import check_signature
 from raybench.errors import DataError
@@ -81,8 +83,9 @@ def test_registry_and_real_signatures():
     assert r34.inputs[0].describe() == "image float32 [N,3,1200,1200]"
     unet = get_benchmark("3d-unet-99.9")
     assert unet.inputs[0].describe() == "input float32 [N,4,224,224,160]"
-    assert unet.fp32_target == pytest.approx(0.853)
-    assert get_benchmark("ssd-mobilenet").fp32_target == 22.0 and r34.fp32_target == 20.0
+    rules = load_rules("v1.0")
+    assert rules.model("3d-unet").fp32 == pytest.approx(0.853)
+    assert rules.model("ssd-mobilenet").fp32 == 22.0 and rules.model("ssd-resnet34").fp32 == 20.0
 
 
 def test_mobilenet_pipeline_scores_100(mobilenet, tmp_path):
