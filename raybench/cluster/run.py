@@ -251,7 +251,8 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
     options = EngineOptions(
         model=prepared.model, batch_size=h.batch_size, precision=h.precision, threads=threads,
         copy_streams=h.copy_streams, inference_streams=h.inference_streams,
-        use_graphs=h.use_graphs, sim=h.sim,
+        use_graphs=h.use_graphs, sim=h.sim, system=prepared.system.id,
+        accelerator=prepared.system.accelerator, benchmark=prepared.request.benchmark,
     )
     return EngineSpec(benchmark=prepared.request.benchmark, engine=prepared.request.engine,
                       options=options, data_dir=prepared.data_dir)

@@ -12,6 +12,8 @@ _REGISTRY = {
     "onnxruntime": "raybench.engines.onnxruntime:OnnxRuntimeEngine",
     "null": "raybench.engines.null:NullEngine",
     "sim": "raybench.engines.sim:SimEngine",
+    "torch": "raybench.engines.torch:TorchEngine",
+    "tensorrt": "raybench.engines.tensorrt:TensorRTEngine",
 }
 
 

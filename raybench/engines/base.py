@@ -24,6 +24,12 @@ class EngineOptions(Strict):
     use_graphs: bool = False
     sim: Optional[SimLatency] = None
     cache_dir: Optional[Path] = None
+    # what GPU engines check and key their caches on
+    system: Optional[str] = None
+    accelerator: Optional[str] = None
+    benchmark: Optional[str] = None
+    workspace_mb: Optional[int] = Field(default=None, ge=1)
+    calibration: Optional[Path] = None
 
 
 class Engine(abc.ABC):
