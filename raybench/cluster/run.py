@@ -198,7 +198,8 @@ def ray_session(request: RunRequest, system: System, engines: int):
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
     if request.address:
         kwargs["address"] = request.address
-    else:
+    else:  # a new local cluster, even if another one runs on this host
+        kwargs["address"] = "local"
         kwargs["num_cpus"] = max(os.cpu_count() or 1, engines + 1)
         if system.accelerator_count and not engine_class(request.engine).needs_data:
             kwargs["num_gpus"] = max(system.accelerator_count, engines)

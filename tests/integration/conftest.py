@@ -12,7 +12,7 @@ def ray_cluster():
     """A local Ray with 4 CPUs and 8 fake GPUs, shut down after the module."""
     import ray
 
-    ray.init(num_cpus=4, num_gpus=8, include_dashboard=False,
+    ray.init(address="local", num_cpus=4, num_gpus=8, include_dashboard=False,
              logging_level=logging.WARNING, log_to_driver=False)
     yield ray
     ray.shutdown()

@@ -1,0 +1,69 @@
+"""The seed systems' sim latency models reproduce their published results (no Ray)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from raybench.config.systems import load_system
+from raybench.twins import (PUBLISHED, SEED_SYSTEMS, TWIN_BENCHMARKS, batch_us,
+                            modelled_offline_rate, plan_cases, published)
+
+CSV = Path("/work/shared/reference/mlperf-v1.0/published-results.csv")
+PAIRS = [(s, b) for s in SEED_SYSTEMS for b in TWIN_BENCHMARKS]
+
+
+@pytest.mark.parametrize("system_id,benchmark", PAIRS)
+def test_model_reproduces_published_offline_rate(system_id, benchmark):
+    system = load_system(system_id)
+    pub = published(system, benchmark, "Offline")
+    assert pub is not None, "every seed system published these Offline results"
+    assert modelled_offline_rate(system, benchmark) == pytest.approx(pub.value, rel=0.005)
+
+
+@pytest.mark.parametrize("system_id,benchmark", PAIRS)
+def test_per_gpu_rate_at_configured_batch(system_id, benchmark):
+    system = load_system(system_id)
+    harness = system.harness(benchmark, "Offline")
+    per_gpu = published(system, benchmark, "Offline").value / system.accelerator_count
+    b = harness.batch_size
+    assert b / (batch_us(harness, b) * 1e-6) == pytest.approx(per_gpu, rel=0.005)
+
+
+@pytest.mark.parametrize("system_id,benchmark", PAIRS)
+def test_derivation_present_and_server_uses_the_same_gpu(system_id, benchmark):
+    system = load_system(system_id)
+    offline = system.harness(benchmark, "Offline").sim
+    server = system.harness(benchmark, "Server").sim
+    for sim in (offline, server):
+        assert sim is not None and sim.derivation and "published" in sim.derivation
+    assert (offline.fixed_us, offline.per_sample_us) == (server.fixed_us, server.per_sample_us)
+
+
+def test_single_stream_model_matches_published_p90():
+    system = load_system("SBA-4119SG-X_A100-PCIex1")
+    harness = system.harness("resnet50", "SingleStream")
+    p90_ns = published(system, "resnet50", "SingleStream").value
+    assert batch_us(harness, 1) * 1000 == pytest.approx(p90_ns, rel=0.005)
+    assert harness.sim.derivation
+
+
+@pytest.mark.skipif(not CSV.is_file(), reason="reference data not present")
+def test_published_table_matches_reference_csv():
+    with CSV.open() as fh:
+        rows = {(r["submitter"], r["system"], r["benchmark"], r["scenario"]): r
+                for r in csv.DictReader(fh)}
+    for key, pub in PUBLISHED.items():
+        assert float(rows[key]["value"]) == pytest.approx(pub.value)
+        assert float(rows[key]["target_qps"]) == pytest.approx(pub.target_qps)
+
+
+def test_plan_has_every_system_and_a_null_ceiling():
+    cases = plan_cases(SEED_SYSTEMS, ["resnet50"], ["Offline", "Server"], ceiling=True)
+    sims = [c for c in cases if c.engine == "sim"]
+    nulls = [c for c in cases if c.engine == "null"]
+    assert len(sims) == 2 * len(SEED_SYSTEMS)
+    assert [(c.scenario, load_system(c.system).accelerator_count) for c in nulls] == [
+        ("Offline", 8), ("Server", 8)]
