@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from raybench.cli import data, run, systems
+from raybench.cli import data, peak, report, run, sweep, systems, twins
 
 app = typer.Typer(
     name="raybench",
@@ -18,6 +18,10 @@ app = typer.Typer(
 app.command("run")(run.run_command)
 app.add_typer(systems.app, name="systems")
 app.add_typer(data.app, name="data")
+app.command("twins")(twins.twins_command)
+app.command("sweep")(sweep.sweep_command)
+app.command("peak")(peak.peak_command)
+app.command("report")(report.report_command)
 
 
 def main() -> None:

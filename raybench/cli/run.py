@@ -60,10 +60,17 @@ def run_command(
     prepared = prepare(request)
     console.print(f"[bold]raybench run[/bold] {benchmark} {scenario} {prepared.mode} on "
                   f"{prepared.system_note}, {prepared.engines} x {engine} engine")
-    if dashboard:
-        console.print("Ray dashboard: http://127.0.0.1:8265")
-    report = execute(prepared)
+    report = execute(prepared, on_ready=_print_dashboard if dashboard else None)
     print_summary(report)
+
+
+def _print_dashboard(handles) -> None:
+    """on_ready hook: the dashboard URL of the Ray this run actually uses."""
+    from raybench.cluster.metrics import dashboard_url
+
+    url = dashboard_url()
+    console.print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running "
+                  "(install ray[default]; with --address, the cluster's head serves it)")
 
 
 def print_summary(report) -> None:

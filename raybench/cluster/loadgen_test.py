@@ -101,6 +101,21 @@ def _complete(ids: list, data) -> None:
     del buffer
 
 
+def _metrics(plan: TestPlan, handles: list):
+    """The dispatcher's Ray-metrics observer and its recorder (tags: run, engine, node)."""
+    import ray
+
+    from raybench.cluster.metrics import start_ray_metrics
+
+    parts = [p for p in os.path.normpath(plan.log_dir).split(os.sep) if p]
+    run = "/".join(parts[-5:]).replace(".partial", "")  # .../system/benchmark/scenario/test
+    try:  # the engines of a run share one node (STRICT_PACK)
+        node = ray.get(handles[0].info.remote(), timeout=30)["node_id"]
+    except Exception:
+        node = ray.get_runtime_context().get_node_id()
+    return start_ray_metrics(len(handles), run, node)
+
+
 def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     """Run one LoadGen test against engine actors and return the harness's view of it.
 
@@ -117,8 +132,10 @@ def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     batcher = Batcher(plan.batch_size, plan.batch_timeout_us / 1e6 if server else 0.0)
     router = Router(len(handles), plan.max_inflight)
     engines = RayEngines(handles, plan.want_outputs)
+    observer, recorder = _metrics(plan, handles)
     dispatcher = Dispatcher(batcher, router, engines.submit, _complete,
-                            max_attempts=plan.max_attempts, track_ids=plan.track_ids)
+                            max_attempts=plan.max_attempts, track_ids=plan.track_ids,
+                            observer=observer)
     engines.dispatcher = dispatcher
 
     def broadcast(method: str, indices: list) -> None:
@@ -140,6 +157,8 @@ def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     finally:
         wall = time.perf_counter() - start
         dispatcher.stop()
+        if recorder is not None:
+            recorder.stop()
         lg.DestroyFastSUT(sut)
         lg.DestroyQSL(qsl)
     ledger = dispatcher.ledger

@@ -36,7 +36,7 @@ class Dispatcher:
 
     def __init__(self, batcher: Batcher, router: Router, submit: Submit, complete: Complete,
                  max_attempts: int = 5, track_ids: bool = False,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, observer: Any = None):
         self.batcher = batcher
         self.router = router
         self.ledger = Ledger(track_ids)
@@ -44,6 +44,7 @@ class Dispatcher:
         self.complete = complete
         self.max_attempts = max_attempts
         self.clock = clock
+        self.observer = observer  # None, or on_issue(n), on_batch(b, queued), on_complete(b, ok)
         self.fatal: Optional[str] = None
         self.batches_sent = 0
         self.samples_per_engine = [0] * len(router.inflight)
@@ -57,9 +58,16 @@ class Dispatcher:
         """Queue an issue call's samples (LoadGen's thread)."""
         with self._cond:
             if self.fatal is None:
+                batcher = self.batcher
+                was_empty = not len(batcher)
                 self.ledger.received(ids)
-                self.batcher.add(ids, indices)
-                self._cond.notify()
+                batcher.add(ids, indices)
+                # Wake the dispatcher only when this call changes what it waits for: it
+                # already sleeps until the oldest queued sample is due.
+                if was_empty or not batcher.timeout_s or len(batcher) >= batcher.max_batch:
+                    self._cond.notify()
+                if self.observer is not None:
+                    self.observer.on_issue(len(ids))
                 return
         self.complete(ids, None)
 
@@ -122,6 +130,8 @@ class Dispatcher:
                 return
             self.batches_sent += 1
             self.samples_per_engine[batch.engine] += len(batch.ids)
+            if self.observer is not None:
+                self.observer.on_batch(batch, len(self.batcher))
             try:
                 self.submit(batch)
             except Exception as exc:  # a submit that cannot even start is fatal
@@ -140,9 +150,13 @@ class Dispatcher:
                         batch = self.ledger.close(batch_id)
                         self.router.release(batch.engine)
                         to_complete.append((batch.ids, payload))
+                        if self.observer is not None:
+                            self.observer.on_complete(batch)
                     else:
                         batch = self.ledger.fail(batch_id)
                         self.router.release(batch.engine, ok=False)
+                        if self.observer is not None:
+                            self.observer.on_complete(batch, ok=False)
                         error, retry = payload
                         log.warning("engine %d failed batch %d (attempt %d): %s",
                                     batch.engine, batch_id, batch.attempt, error)
