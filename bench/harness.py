@@ -48,6 +48,7 @@ ts.server_coalesce_queries = True
 ls = lg.LogSettings()
 ls.log_output.outdir = outdir
 ls.log_output.copy_summary_to_stdout = False
+ls.enable_trace = False
 lg.StartTestWithLogSettings(sut, qsl, ts, ls, outdir + "/no-audit.config")
 '''
 

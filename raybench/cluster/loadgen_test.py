@@ -34,6 +34,7 @@ class TestPlan:
     want_outputs: bool
     max_attempts: int = 5
     track_ids: bool = False
+    trace: bool = False  # LoadGen's per-sample mlperf_log_trace.json (hundreds of MB)
 
 
 @dataclass
@@ -148,6 +149,7 @@ def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     log_settings = lg.LogSettings()
     log_settings.log_output.outdir = plan.log_dir
     log_settings.log_output.copy_summary_to_stdout = False
+    log_settings.enable_trace = plan.trace
     os.makedirs(plan.log_dir, exist_ok=True)
     dispatcher.start()
     start = time.perf_counter()
