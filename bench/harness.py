@@ -97,25 +97,31 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import ray
 
-    ray.init(num_cpus=max(9, args.engines + 1), logging_level=logging.WARNING,
+    ray.init(address="local", num_cpus=max(9, args.engines + 1), num_gpus=8,
+             logging_level=logging.WARNING,
              log_to_driver=False, include_dashboard=False)
     out = Path(tempfile.mkdtemp(prefix="raybench-bench-"))
-    null = dict(engine="null", system="cpu", engines=args.engines, batch_size=4096,
-                batch_timeout_us=1000)
+    # Offline takes whole chunks; Server cuts at 4 ms so Ray calls stay few (see README).
+    null_offline = dict(engine="null", system="cpu", engines=args.engines, batch_size=16384)
+    null_server = dict(engine="null", system="cpu", engines=args.engines, batch_size=8192,
+                       batch_timeout_us=4000)
     d = args.duration
     rows = []
     t0 = time.time()
     _, bare_off = bare("Offline", 1_500_000, d)
-    _, rb_off = raybench("Offline", 1_500_000, d, out, **null)
+    _, rb_off = raybench("Offline", 1_500_000, d, out, **null_offline)
     rows.append(("Offline samples/s (null engines)", bare_off, rb_off))
     bare_srv = peak_server(lambda q: bare("Server", q, d), 50_000, 700_000, args.steps)
-    rb_srv = peak_server(lambda q: raybench("Server", q, d, out, **null), 50_000, 700_000, args.steps)
+    rb_srv = peak_server(lambda q: raybench("Server", q, d, out, **null_server), 50_000, 700_000,
+                         args.steps)
     rows.append(("Server VALID QPS, 15 ms p99 (null engines)", bare_srv, rb_srv))
 
     batch, engines = 2048, 8
     ideal = engines * batch / ((A100_RESNET50.fixed_us + A100_RESNET50.per_sample_us * batch) * 1e-6)
-    _, sim_off = raybench("Offline", ideal, max(d, 5.0), out, engine="sim", system="cpu",
-                          engines=engines, batch_size=batch, sim=A100_RESNET50)
+    # the 8x A100-SXM-80GB system's own settings (batch 2048, two inference streams)
+    _, sim_off = raybench("Offline", ideal, max(d, 5.0), out, engine="sim",
+                          system="SYS-420GP-TNAR_A100-SXM-80GBx8", batch_size=batch,
+                          sim=A100_RESNET50)
     ray.shutdown()
 
     print(f"\nraybench harness benchmark ({time.time() - t0:.0f} s, {d:g} s trials)")

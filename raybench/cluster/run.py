@@ -255,8 +255,10 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
         use_graphs=h.use_graphs, sim=h.sim, system=prepared.system.id,
         accelerator=prepared.system.accelerator, benchmark=prepared.request.benchmark,
     )
+    concurrent = engine_class(prepared.request.engine).concurrent
     return EngineSpec(benchmark=prepared.request.benchmark, engine=prepared.request.engine,
-                      options=options, data_dir=prepared.data_dir)
+                      options=options, data_dir=prepared.data_dir,
+                      concurrency=h.inference_streams if concurrent else 1)
 
 
 def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None) -> RunReport:

@@ -42,6 +42,7 @@ class Engine(abc.ABC):
 
     name: ClassVar[str]
     needs_data: ClassVar[bool] = True
+    concurrent: ClassVar[bool] = False  # run() may be called from several threads at once
 
     def __init__(self, options: EngineOptions):
         self.options = options

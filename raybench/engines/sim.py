@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 from raybench.config.models import SimLatency
@@ -12,21 +13,33 @@ DEFAULT_LATENCY = SimLatency(fixed_us=2000.0, per_sample_us=26.0,
 
 
 class SimEngine(Engine):
-    """Sleeps ``fixed_us + per_sample_us * count`` per batch; produces no outputs."""
+    """A modelled GPU: one batch at a time, ``fixed_us + per_sample_us * count`` each.
+
+    Like a GPU fed by several inference streams, the device keeps a timeline: a batch
+    starts when it arrives or when the previous one ends, whichever is later, and the
+    call returns when it ends. With concurrent calls (one per inference stream), the
+    host's per-batch overhead overlaps the device's work, as it does on a real GPU.
+    Produces no outputs.
+    """
 
     name = "sim"
     needs_data = False
+    concurrent = True
 
     def __init__(self, options: EngineOptions):
         super().__init__(options)
         self.latency = options.sim or DEFAULT_LATENCY
+        self._lock = threading.Lock()
+        self._free_at = 0.0
 
     def batch_seconds(self, count: int) -> float:
         """Modelled time of a batch of ``count`` samples, in seconds."""
         return (self.latency.fixed_us + self.latency.per_sample_us * count) * 1e-6
 
     def run_count(self, count: int) -> None:
-        deadline = time.perf_counter() + self.batch_seconds(count)
+        with self._lock:
+            start = max(time.perf_counter(), self._free_at)
+            deadline = self._free_at = start + self.batch_seconds(count)
         remaining = deadline - time.perf_counter()
         while remaining > 0:
             time.sleep(remaining)

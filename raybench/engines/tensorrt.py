@@ -97,6 +97,8 @@ class _Slot:
 class TensorRTEngine(Engine):
     """A TensorRT engine built from ONNX (or a prebuilt plan), run with cuda-python."""
 
+    concurrent = True  # one slot per inference stream
+
     name = "tensorrt"
 
     def __init__(self, options: EngineOptions):

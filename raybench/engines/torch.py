@@ -65,6 +65,8 @@ class _Slot:
 class TorchEngine(Engine):
     """A TorchScript model on one CUDA GPU (the one Ray assigned), fp16/fp32."""
 
+    concurrent = True  # one slot per inference stream
+
     name = "torch"
 
     def __init__(self, options: EngineOptions, device: Optional[str] = None,

@@ -1,0 +1,59 @@
+"""Engines and the engine worker, without Ray."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from raybench.cluster.worker import EngineSpec, EngineWorker
+from raybench.config.models import SimLatency
+from raybench.engines import create_engine, engine_class
+from raybench.engines.base import EngineOptions
+from raybench.errors import ConfigError
+
+
+def test_unknown_engine_lists_the_valid_ones():
+    with pytest.raises(ConfigError, match=r"'trt' \(allowed: null, onnxruntime, sim, tensorrt, torch\)"):
+        engine_class("trt")
+
+
+def test_sim_engine_is_one_device_shared_by_concurrent_streams():
+    engine = create_engine("sim", EngineOptions(sim=SimLatency(fixed_us=40_000, per_sample_us=0)))
+    assert engine.batch_seconds(10) == pytest.approx(0.04)
+    start = time.perf_counter()
+    threads = [threading.Thread(target=engine.run_count, args=(1,)) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    assert elapsed >= 0.12  # three batches, one after the other on the modelled device
+    assert engine.run_count(1) is None
+
+
+def test_sim_latency_grows_per_sample():
+    engine = create_engine("sim", EngineOptions(sim=SimLatency(fixed_us=100, per_sample_us=10)))
+    assert engine.batch_seconds(100) == pytest.approx(1100e-6)
+
+
+def test_worker_runs_the_stand_in_and_returns_labels(resnet50_standin):
+    spec = EngineSpec(benchmark="resnet50", engine="onnxruntime",
+                      options=EngineOptions(model=resnet50_standin.model, threads=1),
+                      data_dir=resnet50_standin.data_dir)
+    worker = EngineWorker(spec)
+    worker.load([0, 1, 2])
+    assert worker.run([0, 1, 2], want_outputs=False) is None
+    blob, sizes = worker.run([2, 0, 5], want_outputs=True)  # 5 is loaded on demand
+    labels = np.frombuffer(blob, np.float32)
+    assert sizes == [4, 4, 4]
+    assert labels.tolist() == [float(worker.dataset.labels[i]) for i in (2, 0, 5)]
+
+
+def test_null_worker_needs_no_data():
+    worker = EngineWorker(EngineSpec(benchmark="resnet50", engine="null", options=EngineOptions()))
+    assert worker.dataset is None
+    worker.load([1, 2])
+    assert worker.run([1, 2], want_outputs=False) is None
