@@ -166,20 +166,21 @@ class Dispatcher:
                             if not self.router.live:
                                 error = f"every engine failed; last error: {error}"
                             to_complete = self._go_fatal(error, batch)
-                except LedgerError:
-                    if self.fatal is None:
-                        raise
-                    continue  # a late answer for a batch already given up on
+                except LedgerError as exc:
+                    if self.fatal is not None:
+                        continue  # a late answer for a batch already given up on
+                    # an exactly-once violation: end the test rather than hang LoadGen
+                    to_complete = self._go_fatal(f"exactly-once accounting broken: {exc}")
                 self._cond.notify_all()
             for ids, data in to_complete:
                 self.complete(ids, data)
 
-    def _go_fatal(self, error: str, failed: Batch) -> list[tuple[list, Any]]:
+    def _go_fatal(self, error: str, failed: Optional[Batch] = None) -> list[tuple[list, Any]]:
         """Give up (lock held): return every outstanding sample, to complete without data."""
         if self.fatal is None:
             self.fatal = error
             log.error("run cannot go on: %s", error)
-        pending = [(failed.ids, None)]
+        pending = [(failed.ids, None)] if failed is not None else []
         for batch in list(self.ledger.open_batches.values()):
             pending.append((self.ledger.fail(batch.batch_id).ids, None))
         self.batcher.flush()

@@ -471,3 +471,22 @@ def test_stop_waits_for_queued_samples_to_be_sent(harnesses):
     h.d.issue([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
     h.wait_completed(5)
     h.assert_exactly_once([1, 2, 3, 4, 5])
+
+
+def test_a_batch_answered_twice_ends_the_run_instead_of_hanging(thread_errors):
+    completed: list[int] = []
+    sent = []
+    dispatcher = Dispatcher(Batcher(max_batch=2), Router(engines=1, max_inflight=2),
+                            submit=sent.append, complete=lambda ids, data: completed.extend(ids))
+    dispatcher.start()
+    try:
+        dispatcher.issue([1, 2, 3, 4], [0, 1, 2, 3])
+        assert wait_until(lambda: len(sent) == 2)
+        first = sent[0].batch_id
+        dispatcher.done(first, None)
+        dispatcher.done(first, None)  # a duplicate answer: exactly-once is broken
+        assert wait_until(lambda: dispatcher.fatal is not None)
+        assert "exactly-once" in dispatcher.fatal
+        assert wait_until(lambda: sorted(completed) == [1, 2, 3, 4])  # LoadGen can finish
+    finally:
+        dispatcher.stop()
