@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -38,7 +38,10 @@ class Dataset(abc.ABC):
     """The samples of one benchmark in a data directory: the store behind LoadGen's QSL.
 
     Constructing a dataset checks the layout cheaply (files listed, annotation files
-    parsed); :meth:`load` reads sample files and checks each one.
+    parsed). Subclasses read and check one sample in :meth:`read`; this base keeps the
+    loaded set: :meth:`load` and :meth:`unload` follow LoadGen's QSL calls, and
+    :meth:`samples` loads whatever a batch needs that is not loaded yet (an engine
+    restarted by Ray has lost its loaded set).
     """
 
     @property
@@ -46,24 +49,47 @@ class Dataset(abc.ABC):
     def total_count(self) -> int:
         """Number of samples in the dataset."""
 
-    @abc.abstractmethod
-    def load(self, indices: Sequence[int]) -> None:
-        """Read the samples ``indices`` into memory.
+    def read(self, index: int) -> Any:
+        """Read and check sample ``index`` from disk.
 
         Raises:
             DataError: A file is missing, truncated or has the wrong shape or dtype.
         """
+        raise NotImplementedError
 
-    @abc.abstractmethod
+    @property
+    def _in_memory(self) -> dict[int, Any]:
+        cache = self.__dict__.get("_cache")
+        if cache is None:
+            cache = self.__dict__["_cache"] = {}
+        return cache
+
+    def load(self, indices: Sequence[int]) -> None:
+        """Read the samples ``indices`` into memory (see :meth:`read`)."""
+        cache = self._in_memory
+        for i in indices:
+            if i not in cache:
+                cache[i] = self.read(i)
+
     def unload(self, indices: Sequence[int]) -> None:
         """Drop the samples ``indices`` from memory."""
+        cache = self._in_memory
+        for i in indices:
+            cache.pop(i, None)
+
+    def samples(self, indices: Sequence[int]) -> list:
+        """The loaded samples of a batch, in batch order, loading any that are missing."""
+        cache = self._in_memory
+        missing = [i for i in indices if i not in cache]
+        if missing:
+            self.load(missing)
+        return [cache[i] for i in indices]
 
     @abc.abstractmethod
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         """Model inputs for a batch of samples, keyed by input name.
 
-        Samples not loaded yet are loaded first (an engine restarted by Ray has lost
-        its loaded set). Arrays keep the stored dtype; engines cast to the model's.
+        Arrays keep the stored dtype; engines cast to the model's.
         """
 
 

@@ -105,7 +105,6 @@ class CocoDataset(Dataset):
         self.shape = shape
         self.input_name = input_name
         self.convert = convert
-        self._loaded: dict[int, np.ndarray] = {}
 
     @property
     def total_count(self) -> int:
@@ -115,21 +114,12 @@ class CocoDataset(Dataset):
         """The .npy file of sample ``index``."""
         return self.root / (Path(self.images[index]["file_name"]).stem + ".npy")
 
-    def load(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            if i not in self._loaded:
-                self._loaded[i] = load_npy(self.path(i), "int8", self.shape)
-
-    def unload(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            self._loaded.pop(i, None)
+    def read(self, index: int) -> np.ndarray:
+        return load_npy(self.path(index), "int8", self.shape)
 
     def raw(self, indices: Sequence[int]) -> np.ndarray:
         """The stored int8 NCHW images of a batch (NVIDIA's int8_linear engine input)."""
-        missing = [i for i in indices if i not in self._loaded]
-        if missing:
-            self.load(missing)
-        return np.stack([self._loaded[i] for i in indices])
+        return np.stack(self.samples(indices))
 
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         return {self.input_name: self.convert(self.raw(indices))}

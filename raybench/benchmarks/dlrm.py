@@ -111,7 +111,6 @@ class CriteoDataset(Dataset):
         path = root / "categorical_int32.npy"
         self.categorical = check_array(path, _open_npy(path), "int32", (pairs, NUM_TABLES))
         self.partition = read_partition(root / "sample_partition.npy", pairs)
-        self._loaded: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._labels: np.ndarray | None | bool = False
 
     @property
@@ -133,27 +132,17 @@ class CriteoDataset(Dataset):
         idx = np.asarray(indices, dtype=np.int64)
         return self.partition[idx + 1] - self.partition[idx]
 
-    def load(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            if i in self._loaded:
-                continue
-            lo, hi = self.partition[i], self.partition[i + 1]
-            numeric = np.asarray(self.numeric[lo:hi])
-            if numeric.dtype == np.int8:
-                numeric = numeric[:, :NUM_DENSE].astype(np.float32) * np.float32(INT8_SCALE)
-            self._loaded[i] = (numeric.astype(np.float32, copy=False),
-                               np.asarray(self.categorical[lo:hi]))
-
-    def unload(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            self._loaded.pop(i, None)
+    def read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        lo, hi = self.partition[index], self.partition[index + 1]
+        numeric = np.asarray(self.numeric[lo:hi])
+        if numeric.dtype == np.int8:
+            numeric = numeric[:, :NUM_DENSE].astype(np.float32) * np.float32(INT8_SCALE)
+        return numeric.astype(np.float32, copy=False), np.asarray(self.categorical[lo:hi])
 
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        missing = [i for i in indices if i not in self._loaded]
-        if missing:
-            self.load(missing)
-        dense = np.concatenate([self._loaded[i][0] for i in indices])
-        sparse = np.concatenate([self._loaded[i][1] for i in indices])
+        samples = self.samples(indices)
+        dense = np.concatenate([numeric for numeric, _ in samples])
+        sparse = np.concatenate([categorical for _, categorical in samples])
         pairs = dense.shape[0]
         return {
             "dense_x": dense,

@@ -69,7 +69,6 @@ class ImageNetDataset(Dataset):
         if not self.root.is_dir():
             raise DataError(f"{self.root}: missing directory of preprocessed images")
         self.names, self.labels = read_val_map(find_val_map(data_dir))
-        self._loaded: dict[int, np.ndarray] = {}
 
     @property
     def total_count(self) -> int:
@@ -79,21 +78,11 @@ class ImageNetDataset(Dataset):
         """The .npy file of sample ``index``."""
         return self.root / (Path(self.names[index]).stem + ".npy")
 
-    def load(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            if i not in self._loaded:
-                self._loaded[i] = load_npy(self.path(i), "int8", SAMPLE_SHAPE)
-
-    def unload(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            self._loaded.pop(i, None)
+    def read(self, index: int) -> np.ndarray:
+        return load_npy(self.path(index), "int8", SAMPLE_SHAPE)
 
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        missing = [i for i in indices if i not in self._loaded]
-        if missing:
-            self.load(missing)
-        loaded = self._loaded
-        return {"input_tensor:0": np.stack([loaded[i] for i in indices])}
+        return {"input_tensor:0": np.stack(self.samples(indices))}
 
 
 class ResNet50(Benchmark):

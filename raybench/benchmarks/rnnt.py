@@ -109,35 +109,25 @@ class LibriSpeechDataset(Dataset):
             if not (self.root / sub).is_dir():
                 raise DataError(f"{self.root / sub}: missing directory of preprocessed audio")
         self.names, self.transcripts = read_samples(data_dir)
-        self._loaded: dict[int, tuple[np.ndarray, int]] = {}
 
     @property
     def total_count(self) -> int:
         return len(self.names)
 
-    def load(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            if i in self._loaded:
-                continue
-            name = self.names[i] + ".npy"
-            features = load_npy(self.root / "fp16" / name, "float16", (FRAMES, FEATURES))
-            length_path = self.root / "int32" / name
-            length = load_npy(length_path, "int32", (None,))
-            if length.size != 1 or not 0 < int(length[0]) <= FRAMES:
-                raise DataError(f"{length_path}: expected one frame count in 1..{FRAMES}")
-            self._loaded[i] = (features, int(length[0]))
-
-    def unload(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            self._loaded.pop(i, None)
+    def read(self, index: int) -> tuple[np.ndarray, int]:
+        name = self.names[index] + ".npy"
+        features = load_npy(self.root / "fp16" / name, "float16", (FRAMES, FEATURES))
+        length_path = self.root / "int32" / name
+        length = load_npy(length_path, "int32", (None,))
+        if length.size != 1 or not 0 < int(length[0]) <= FRAMES:
+            raise DataError(f"{length_path}: expected one frame count in 1..{FRAMES}")
+        return features, int(length[0])
 
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        missing = [i for i in indices if i not in self._loaded]
-        if missing:
-            self.load(missing)
+        samples = self.samples(indices)
         return {
-            "features": np.stack([self._loaded[i][0] for i in indices]),
-            "feature_lengths": np.array([self._loaded[i][1] for i in indices], np.int32),
+            "features": np.stack([features for features, _ in samples]),
+            "feature_lengths": np.array([length for _, length in samples], np.int32),
         }
 
 

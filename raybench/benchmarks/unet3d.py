@@ -97,7 +97,6 @@ class BratsDataset(Dataset):
         if not self.root.is_dir():
             raise DataError(f"{self.root}: missing directory of preprocessed cases")
         self.cases = read_cases(Path(data_dir))
-        self._loaded: dict[int, np.ndarray] = {}
 
     @property
     def total_count(self) -> int:
@@ -107,20 +106,11 @@ class BratsDataset(Dataset):
         """The .npy file of sample ``index``."""
         return self.root / f"{self.cases[index]}.npy"
 
-    def load(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            if i not in self._loaded:
-                self._loaded[i] = load_npy(self.path(i), "float32", SAMPLE_SHAPE)
-
-    def unload(self, indices: Sequence[int]) -> None:
-        for i in indices:
-            self._loaded.pop(i, None)
+    def read(self, index: int) -> np.ndarray:
+        return load_npy(self.path(index), "float32", SAMPLE_SHAPE)
 
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
-        missing = [i for i in indices if i not in self._loaded]
-        if missing:
-            self.load(missing)
-        return {"input": np.stack([self._loaded[i] for i in indices])}
+        return {"input": np.stack(self.samples(indices))}
 
 
 def softmax_fp16(logits: np.ndarray) -> np.ndarray:
