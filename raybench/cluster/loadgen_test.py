@@ -128,12 +128,36 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[-1] if text else type(exc).__name__
 
 
+class _EmptyResponses(threading.local):
+    """Reused data-less QuerySampleResponse objects, one set per completing thread.
+
+    Setting ``id`` on a pybind11 object costs less than creating and freeing one, and
+    QuerySamplesComplete copies the responses before it returns.
+    """
+
+    def __init__(self):
+        self.items: list = []
+
+    def for_ids(self, ids: list) -> list:
+        import mlperf_loadgen as lg
+
+        items = self.items
+        if len(items) < len(ids):
+            items.extend(lg.QuerySampleResponse(0, 0, 0) for _ in range(len(ids) - len(items)))
+        for response, sample_id in zip(items, ids):
+            response.id = sample_id
+        return items if len(items) == len(ids) else items[:len(ids)]
+
+
+_EMPTY = _EmptyResponses()
+
+
 def _complete(ids: list, data) -> None:
     """QuerySamplesComplete for one batch; ``data`` is None or ``(blob, sizes)``."""
     import mlperf_loadgen as lg
 
     if data is None:
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in ids])
+        lg.QuerySamplesComplete(_EMPTY.for_ids(ids))
         return
     blob, sizes = data
     buffer = np.frombuffer(blob, np.uint8)  # alive until QuerySamplesComplete returns
