@@ -32,6 +32,8 @@ def run_command(
     batch_timeout_us: Annotated[Optional[int], typer.Option(help="Server batch timeout (us).")] = None,
     engines: Annotated[Optional[int], typer.Option(help="Engine actors (default: one per GPU).")] = None,
     max_inflight: Annotated[Optional[int], typer.Option(help="In-flight batches per engine.")] = None,
+    batches_per_call: Annotated[Optional[int], typer.Option(
+        help="Server: most batches one engine call carries when the queue is long.")] = None,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads per engine.")] = None,
     address: Annotated[Optional[str], typer.Option(help="Ray cluster: auto or HOST:PORT.")] = None,
     dashboard: Annotated[bool, typer.Option(help="Start the local Ray with its dashboard.")] = False,
@@ -55,7 +57,8 @@ def run_command(
         benchmark=benchmark, scenario=scenario, mode=mode, engine=engine, system=system,
         model=model, data_dir=data_dir, output=output, overrides=overrides,
         batch_size=batch_size, batch_timeout_us=batch_timeout_us, engines=engines,
-        max_inflight=max_inflight, threads=threads, address=address, dashboard=dashboard,
+        max_inflight=max_inflight, batches_per_call=batches_per_call, threads=threads,
+        address=address, dashboard=dashboard,
     )
     prepared = prepare(request)
     console.print(f"[bold]raybench run[/bold] {benchmark} {scenario} {prepared.mode} on "

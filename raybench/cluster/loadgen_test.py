@@ -33,6 +33,7 @@ class TestPlan:
     batch_timeout_us: int
     max_inflight: int
     want_outputs: bool
+    batches_per_call: int = 1
     max_attempts: int = 5
     track_ids: bool = False
     trace: bool = False  # LoadGen's per-sample mlperf_log_trace.json (hundreds of MB)
@@ -203,7 +204,8 @@ def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     observer, recorder = _metrics(plan, handles)
     dispatcher = Dispatcher(batcher, router, engines.submit, _complete,
                             max_attempts=plan.max_attempts, track_ids=plan.track_ids,
-                            observer=observer)
+                            observer=observer,
+                            batches_per_call=plan.batches_per_call if server else 1)
     engines.dispatcher = dispatcher
 
     def broadcast(method: str, indices: list) -> None:

@@ -57,6 +57,7 @@ class RunRequest(Strict):
     batch_timeout_us: Optional[int] = Field(default=None, ge=0)
     engines: Optional[int] = Field(default=None, ge=1)
     max_inflight: Optional[int] = Field(default=None, ge=1)
+    batches_per_call: Optional[int] = Field(default=None, ge=1)
     threads: Optional[int] = Field(default=None, ge=1)
     sim: Optional[SimLatency] = None  # replaces the system's sim latency model
     address: Optional[str] = None
@@ -143,7 +144,8 @@ def prepare(request: RunRequest) -> Prepared:
 
     tuned = []
     changes = {"batch_size": request.batch_size, "batch_timeout_us": request.batch_timeout_us,
-               "max_inflight_per_engine": request.max_inflight, "sim": request.sim}
+               "max_inflight_per_engine": request.max_inflight,
+               "batches_per_call": request.batches_per_call, "sim": request.sim}
     for key, value in changes.items():
         if value is not None and value != getattr(harness, key):
             tuned.append(f"{key}: {getattr(harness, key)} -> {value}")
@@ -319,7 +321,8 @@ def _run_one(prepared: Prepared, mode: str, handles: list) -> TestReport:
         values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
         batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
-        max_inflight=h.max_inflight_per_engine, want_outputs=mode == "AccuracyOnly",
+        max_inflight=h.max_inflight_per_engine, batches_per_call=h.batches_per_call,
+        want_outputs=mode == "AccuracyOnly",
         track_ids=prepared.request.track_ids,
     )
     actor = LoadGenActor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(

@@ -62,17 +62,22 @@ class EngineWorker:
             self.dataset.unload(indices)
 
     def run(self, indices: Sequence[int], want_outputs: bool) -> Optional[tuple[bytes, list[int]]]:
-        """Run one batch.
+        """Run the samples of one call, in batches of at most the engine's batch size.
 
         Returns:
             None when no outputs are wanted (or the engine has none), else the
             accuracy-log payloads of the samples packed as ``(blob, sizes)``.
         """
-        if self.dataset is None:
-            self.engine.run_count(len(indices))
+        size = self.spec.options.batch_size
+        payloads: list[bytes] = []
+        for start in range(0, len(indices), size):
+            batch = indices[start:start + size]
+            if self.dataset is None:
+                self.engine.run_count(len(batch))
+                continue
+            outputs = self.benchmark.infer(self.engine, self.dataset.feeds(batch))
+            if want_outputs:
+                payloads += self.benchmark.responses(outputs, batch, self.dataset)
+        if self.dataset is None or not want_outputs:
             return None
-        outputs = self.benchmark.infer(self.engine, self.dataset.feeds(indices))
-        if not want_outputs:
-            return None
-        payloads = self.benchmark.responses(outputs, indices, self.dataset)
         return b"".join(payloads), [len(p) for p in payloads]

@@ -43,6 +43,8 @@ class HarnessSettings(Strict):
     single_stream_expected_latency_ns: Optional[int] = Field(default=None, gt=0)
     multi_stream_samples_per_query: Optional[int] = Field(default=None, ge=1)
     max_inflight_per_engine: int = Field(default=2, ge=1)
+    # Server: most batches one engine call carries when the queue outgrows the free slots
+    batches_per_call: int = Field(default=8, ge=1)
     sim: Optional[SimLatency] = None
 
 

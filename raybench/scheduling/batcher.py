@@ -73,16 +73,22 @@ class Batcher:
         now = self.clock() if now is None else now
         return self._chunks[0][3] <= now
 
-    def pop(self, now: Optional[float] = None) -> Optional[tuple[list[int], list[int], int]]:
+    def pop(self, now: Optional[float] = None,
+            limit: Optional[int] = None) -> Optional[tuple[list[int], list[int], int]]:
         """Cut the next batch if one is ready.
 
+        Args:
+            now: Clock time (default: the clock's).
+            limit: Most samples to take (default ``max_batch``); a larger limit lets one
+                engine call carry several batches when the queue is long.
+
         Returns:
-            ``(ids, indices, attempt)`` of at most ``max_batch`` samples, oldest first
+            ``(ids, indices, attempt)`` of at most ``limit`` samples, oldest first
             (attempt: the highest of the samples' attempt numbers), or None.
         """
         if not self.ready(now):
             return None
-        want = min(self.max_batch, self._pending)
+        want = min(limit or self.max_batch, self._pending)
         ids: list[int] = []
         indices: list[int] = []
         attempt = 1

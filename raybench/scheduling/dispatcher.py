@@ -36,8 +36,10 @@ class Dispatcher:
 
     def __init__(self, batcher: Batcher, router: Router, submit: Submit, complete: Complete,
                  max_attempts: int = 5, track_ids: bool = False,
-                 clock: Callable[[], float] = time.monotonic, observer: Any = None):
+                 clock: Callable[[], float] = time.monotonic, observer: Any = None,
+                 batches_per_call: int = 1):
         self.batcher = batcher
+        self.batches_per_call = batches_per_call
         self.router = router
         self.ledger = Ledger(track_ids)
         self.submit = submit
@@ -113,14 +115,30 @@ class Dispatcher:
                 return None
             now = self.clock()
             if batcher.ready(now):
+                free = self.router.free_slots()
                 engine = self.router.acquire()
                 if engine is not None:
-                    ids, indices, attempt = batcher.pop(now)
+                    ids, indices, attempt = batcher.pop(now, self._call_size(free))
                     return self.ledger.open(ids, indices, engine, attempt)
                 cond.wait()  # backpressure: every engine is at its bound
             else:
                 due = batcher.next_due()
                 cond.wait(None if due is None else max(0.0, due - now))
+
+    def _call_size(self, free_slots: int) -> int:
+        """Samples for the next engine call: the queue spread over the free slots, in whole
+        batches, at most ``batches_per_call`` of them.
+
+        A short queue goes out one batch per engine (parallel, lowest latency); a queue
+        longer than the free slots can take goes out in fewer, larger calls, so the cost
+        of a Ray call is paid per several batches exactly when calls are the bottleneck.
+        """
+        size = self.batcher.max_batch
+        if self.batches_per_call == 1:
+            return size
+        per_slot = -(-len(self.batcher) // max(1, free_slots))  # ceil
+        batches = max(1, min(self.batches_per_call, -(-per_slot // size)))
+        return batches * size
 
     def _dispatch_loop(self) -> None:
         while True:

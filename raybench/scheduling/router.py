@@ -62,6 +62,11 @@ class Router:
         if self.failures[engine] >= self.max_failures:
             self.retired.add(engine)
 
+    def free_slots(self) -> int:
+        """Free in-flight slots on live engines."""
+        return sum(self.max_inflight - n for e, n in enumerate(self.inflight)
+                   if e not in self.retired)
+
     def total_inflight(self) -> int:
         """Batches in flight on all engines."""
         return sum(self.inflight)

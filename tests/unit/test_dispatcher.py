@@ -490,3 +490,26 @@ def test_a_batch_answered_twice_ends_the_run_instead_of_hanging(thread_errors):
         assert wait_until(lambda: sorted(completed) == [1, 2, 3, 4])  # LoadGen can finish
     finally:
         dispatcher.stop()
+
+
+@pytest.mark.parametrize("engines,pending,expected", [
+    (1, 10, [8, 2]),          # one slot, a long queue: 4 batches of 2 in the first call
+    (4, 8, [2, 2, 2, 2]),     # the queue spread over four free slots: one batch each
+])
+def test_calls_carry_several_batches_only_when_the_queue_outgrows_the_free_slots(
+        engines, pending, expected):
+    sent = []
+    dispatcher = Dispatcher(Batcher(max_batch=2), Router(engines=engines, max_inflight=1),
+                            submit=sent.append, complete=lambda ids, data: None,
+                            batches_per_call=4)
+    ids = list(range(pending))
+    dispatcher.issue(ids, ids)  # queued before the dispatcher starts
+    dispatcher.start()
+    try:
+        assert wait_until(lambda: len(sent) == min(engines, len(expected)))
+        for batch in list(sent):
+            dispatcher.done(batch.batch_id, None)
+        assert wait_until(lambda: sum(len(b.ids) for b in sent) == pending)
+        assert [len(b.ids) for b in sent] == expected
+    finally:
+        dispatcher.stop()

@@ -57,3 +57,17 @@ def test_null_worker_needs_no_data():
     assert worker.dataset is None
     worker.load([1, 2])
     assert worker.run([1, 2], want_outputs=False) is None
+
+
+def test_worker_splits_a_call_into_batches_of_its_batch_size(resnet50_standin):
+    spec = EngineSpec(benchmark="resnet50", engine="onnxruntime",
+                      options=EngineOptions(model=resnet50_standin.model, threads=1, batch_size=2),
+                      data_dir=resnet50_standin.data_dir)
+    worker = EngineWorker(spec)
+    seen = []
+    run = worker.engine.run
+    worker.engine.run = lambda feeds: seen.append(len(feeds["input_tensor:0"])) or run(feeds)
+    blob, sizes = worker.run([4, 3, 2, 1, 0], want_outputs=True)
+    assert seen == [2, 2, 1]
+    labels = np.frombuffer(blob, np.float32).tolist()
+    assert labels == [float(worker.dataset.labels[i]) for i in (4, 3, 2, 1, 0)]
