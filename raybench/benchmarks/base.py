@@ -139,6 +139,28 @@ class Benchmark(abc.ABC):
         signature under ``out``; deterministic for a given ``count`` and ``seed``."""
 
 
+def find_data_map(data_dir: Path, dataset: str, what: str) -> Path:
+    """Locate ``val_map.txt`` of a preprocessed-data directory.
+
+    It sits in ``<data_dir>/<dataset>/`` or, as in NVIDIA's harness, in
+    ``<data_dir>/../data_maps/<dataset>/``.
+
+    Args:
+        data_dir: The preprocessed-data directory.
+        dataset: Dataset folder name, e.g. ``imagenet``.
+        what: What the file is, for the error message.
+
+    Raises:
+        DataError: Neither location holds one.
+    """
+    candidates = [data_dir / dataset / "val_map.txt",
+                  data_dir.parent / "data_maps" / dataset / "val_map.txt"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(f"{candidates[0]}: missing {what}")
+
+
 def check_array(path: Path, array: np.ndarray, dtype: str, shape: tuple) -> np.ndarray:
     """Check a loaded sample's dtype and shape, naming the file on a mismatch.
 

@@ -18,7 +18,8 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import Benchmark, Dataset, Standin, TensorSpec, load_npy
+from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, find_data_map,
+                                      load_npy)
 from raybench.errors import DataError
 
 SAMPLE_SHAPE = (3, 224, 224)
@@ -26,19 +27,8 @@ TENSOR_DIR = Path("imagenet/ResNet50/int8_linear")
 
 
 def find_val_map(data_dir: Path) -> Path:
-    """Locate val_map.txt for a preprocessed-data directory.
-
-    Raises:
-        DataError: Neither known location holds one.
-    """
-    candidates = [
-        data_dir / "imagenet" / "val_map.txt",
-        data_dir.parent / "data_maps" / "imagenet" / "val_map.txt",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(f"{candidates[0]}: missing ImageNet val_map.txt")
+    """Locate ImageNet's val_map.txt (see :func:`find_data_map`)."""
+    return find_data_map(data_dir, "imagenet", "ImageNet val_map.txt")
 
 
 def read_val_map(path: Path) -> tuple[list[str], np.ndarray]:

@@ -28,7 +28,8 @@ from typing import Sequence
 import numpy as np
 
 from raybench.benchmarks import brats
-from raybench.benchmarks.base import Benchmark, Dataset, Standin, TensorSpec, load_npy
+from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, find_data_map,
+                                      load_npy)
 from raybench.errors import DataError
 
 SAMPLE_SHAPE = (4, 224, 224, 160)
@@ -40,19 +41,8 @@ RAW_SHAPE = (155, 240, 240)  # a BraTS volume, (z, y, x)
 
 
 def find_val_map(data_dir: Path) -> Path:
-    """Locate the case list of a preprocessed-data directory.
-
-    Raises:
-        DataError: Neither known location holds one.
-    """
-    candidates = [
-        data_dir / "brats" / "val_map.txt",
-        data_dir.parent / "data_maps" / "brats" / "val_map.txt",
-    ]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(f"{candidates[0]}: missing BraTS val_map.txt (case list)")
+    """Locate the BraTS case list (see :func:`find_data_map`)."""
+    return find_data_map(data_dir, "brats", "BraTS val_map.txt (case list)")
 
 
 def read_cases(data_dir: Path) -> list[str]:
