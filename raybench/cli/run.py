@@ -63,8 +63,38 @@ def run_command(
     prepared = prepare(request)
     console.print(f"[bold]raybench run[/bold] {benchmark} {scenario} {prepared.mode} on "
                   f"{prepared.system_note}, {prepared.engines} x {engine} engine")
-    report = execute(prepared, on_ready=_print_dashboard if dashboard else None)
+    with ProgressLine() as progress:
+        report = execute(prepared, on_ready=_print_dashboard if dashboard else None,
+                         on_progress=progress.update)
     print_summary(report)
+
+
+class ProgressLine:
+    """A live line while a test runs: elapsed against the minimum, samples, QPS, in flight."""
+
+    def __init__(self):
+        from rich.live import Live
+
+        self.live = Live("", console=console, transient=True, refresh_per_second=4)
+        self._last = None
+
+    def __enter__(self) -> "ProgressLine":
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.live.__exit__(*exc)
+
+    def update(self, p) -> None:
+        """Show a :class:`~raybench.cluster.loadgen_test.Progress` snapshot."""
+        qps = 0.0
+        if self._last is not None and p.elapsed_s > self._last.elapsed_s:
+            qps = (p.completed - self._last.completed) / (p.elapsed_s - self._last.elapsed_s)
+        self._last = p
+        self.live.update(
+            f"{p.mode} {p.elapsed_s:.1f}/{p.min_duration_s:g} s  {p.completed:,}/{p.received:,} "
+            f"done  {qps:,.0f}/s  {p.inflight_batches} in flight  {p.queued:,} queued",
+        )
 
 
 def _print_dashboard(handles) -> None:

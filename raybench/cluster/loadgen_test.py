@@ -185,12 +185,51 @@ def _metrics(plan: TestPlan, handles: list):
     return start_ray_metrics(len(handles), run, node)
 
 
-def run_test(plan: TestPlan, handles: list) -> TestOutcome:
+@dataclass
+class Progress:
+    """A running test, as the progress display shows it."""
+
+    mode: str
+    elapsed_s: float
+    min_duration_s: float
+    received: int
+    completed: int
+    inflight_batches: int
+    queued: int
+
+
+class LiveTest:
+    """What :func:`run_test` exposes while it runs, for :meth:`LiveTest.progress`."""
+
+    def __init__(self):
+        self.dispatcher: Optional[Dispatcher] = None
+        self.plan: Optional[TestPlan] = None
+        self.start = 0.0
+
+    def progress(self) -> Optional[Progress]:
+        """A snapshot of the running test, or None before it starts.
+
+        Plain counter reads without the dispatcher's lock: a snapshot may be a
+        moment stale, never wrong for long.
+        """
+        d, plan = self.dispatcher, self.plan
+        if d is None or plan is None:
+            return None
+        return Progress(
+            mode=plan.values["mode"], elapsed_s=time.perf_counter() - self.start,
+            min_duration_s=plan.values["min_duration_ms"] / 1000,
+            received=d.ledger.received_count, completed=d.ledger.completed_count,
+            inflight_batches=d.router.total_inflight(), queued=len(d.batcher),
+        )
+
+
+def run_test(plan: TestPlan, handles: list, live: Optional[LiveTest] = None) -> TestOutcome:
     """Run one LoadGen test against engine actors and return the harness's view of it.
 
     Args:
         plan: The test.
         handles: Engine actor handles.
+        live: Filled in once the test starts, so another thread can watch it.
     """
     import mlperf_loadgen as lg
     import ray
@@ -223,6 +262,8 @@ def run_test(plan: TestPlan, handles: list) -> TestOutcome:
     engines.start()
     dispatcher.start()
     start = time.perf_counter()
+    if live is not None:
+        live.plan, live.dispatcher, live.start = plan, dispatcher, start
     try:
         lg.StartTestWithLogSettings(sut, qsl, to_test_settings(plan.values), log_settings,
                                     os.path.join(plan.log_dir, NO_AUDIT_CONFIG))

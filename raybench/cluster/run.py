@@ -39,6 +39,7 @@ from raybench.rules.settings import EffectiveSettings, Overrides, build_settings
 log = logging.getLogger(__name__)
 
 SETTINGS_JSON = "raybench_settings.json"
+PROGRESS_S = 0.5  # how often a progress callback is fed
 
 
 class RunRequest(Strict):
@@ -263,12 +264,15 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
                       concurrency=h.inference_streams if concurrent else 1)
 
 
-def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None) -> RunReport:
+def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None,
+            on_progress: Optional[Callable] = None) -> RunReport:
     """Run the prepared tests on Ray and write the results.
 
     Args:
         prepared: From :func:`prepare`.
         on_ready: Called with the engine actor handles once they are up (fault tests).
+        on_progress: Called about twice a second with a
+            :class:`~raybench.cluster.loadgen_test.Progress` while a test runs.
 
     Raises:
         RunError: Engines could not be placed or started, or a test could not complete.
@@ -288,7 +292,7 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             modes = (["AccuracyOnly", "PerformanceOnly"] if prepared.mode == "SubmissionRun"
                      else [prepared.mode])
             for mode in modes:
-                report.tests.append(_run_one(prepared, mode, handles))
+                report.tests.append(_run_one(prepared, mode, handles, on_progress))
         finally:
             for h in handles:
                 ray.kill(h)
@@ -305,7 +309,8 @@ def _cause(exc: BaseException) -> str:
     return lines[-1] if lines else type(exc).__name__
 
 
-def _run_one(prepared: Prepared, mode: str, handles: list) -> TestReport:
+def _run_one(prepared: Prepared, mode: str, handles: list,
+             on_progress: Optional[Callable] = None) -> TestReport:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -328,7 +333,12 @@ def _run_one(prepared: Prepared, mode: str, handles: list) -> TestReport:
     actor = LoadGenActor.options(scheduling_strategy=NodeAffinitySchedulingStrategy(
         node_id=ray.get_runtime_context().get_node_id(), soft=False)).remote(handles)
     try:
-        outcome = ray.get(actor.run.remote(plan))
+        ref = actor.run.remote(plan)
+        while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_S)[0]:
+            snapshot = ray.get(actor.progress.remote())
+            if snapshot is not None:
+                on_progress(snapshot)
+        outcome = ray.get(ref)
     except ray.exceptions.RayError as exc:
         shutil.rmtree(partial, ignore_errors=True)
         raise RunError(f"{mode} test failed: {_cause(exc)}") from None

@@ -98,3 +98,18 @@ def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, 
     assert outcome.retried > 0  # engine 0's in-flight batches went to the others
     assert outcome.engine_failures[0] >= 1 or outcome.retried > 0
     assert "No errors encountered" in (test.directory / SUMMARY).read_text()
+
+
+def test_progress_snapshots_while_a_test_runs(ray_cluster, tmp_path):
+    from raybench.cluster.run import execute, prepare
+
+    seen = []
+    req = RunRequest(system="cpu", engine="sim", scenario="Server", output=tmp_path,
+                     engines=2, overrides=Overrides(duration_s=2.0, min_query_count=1,
+                                                    target_qps=500))
+    report = execute(prepare(req), on_progress=seen.append)
+    assert seen, "no progress snapshot during a 2 s test"
+    assert all(p.mode == "PerformanceOnly" and p.min_duration_s == 2.0 for p in seen)
+    assert all(0 <= p.completed <= p.received for p in seen)
+    assert [p.elapsed_s for p in seen] == sorted(p.elapsed_s for p in seen)
+    assert seen[-1].completed <= report.tests[0].outcome.completed
