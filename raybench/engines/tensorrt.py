@@ -25,7 +25,6 @@ import os
 import queue
 import tempfile
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
