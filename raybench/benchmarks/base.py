@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterator, Sequence
 
 import numpy as np
 
@@ -139,6 +139,46 @@ class Benchmark(abc.ABC):
         signature under ``out``; deterministic for a given ``count`` and ``seed``."""
 
 
+def first_file(candidates: list[Path], what: str) -> Path:
+    """The first existing file of ``candidates``.
+
+    Raises:
+        DataError: None exists (the message names the first candidate and ``what``).
+    """
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise DataError(f"{candidates[0]}: missing {what}")
+
+
+def logged_samples(entries: list[dict], count: int,
+                   allow_empty: bool = False) -> Iterator[tuple[int, bytes]]:
+    """Each sample's payload in an accuracy log, as ``(qsl_idx, bytes)`` in log order.
+
+    LoadGen may log a sample more than once; as in the official scripts, the first
+    entry wins.
+
+    Args:
+        entries: Parsed ``mlperf_log_accuracy.json``.
+        count: Samples in the dataset.
+        allow_empty: Accept a log without samples.
+
+    Raises:
+        DataError: An index outside ``0..count-1``, or no sample at all (unless allowed).
+    """
+    seen: set[int] = set()
+    for entry in entries:
+        idx = int(entry["qsl_idx"])
+        if idx in seen:
+            continue
+        seen.add(idx)
+        if not 0 <= idx < count:
+            raise DataError(f"accuracy log: qsl_idx {idx} outside the {count} samples")
+        yield idx, bytes.fromhex(entry["data"])
+    if not seen and not allow_empty:
+        raise DataError("accuracy log holds no samples")
+
+
 def find_data_map(data_dir: Path, dataset: str, what: str) -> Path:
     """Locate ``val_map.txt`` of a preprocessed-data directory.
 
@@ -153,12 +193,8 @@ def find_data_map(data_dir: Path, dataset: str, what: str) -> Path:
     Raises:
         DataError: Neither location holds one.
     """
-    candidates = [data_dir / dataset / "val_map.txt",
-                  data_dir.parent / "data_maps" / dataset / "val_map.txt"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(f"{candidates[0]}: missing {what}")
+    return first_file([data_dir / dataset / "val_map.txt",
+                       data_dir.parent / "data_maps" / dataset / "val_map.txt"], what)
 
 
 def check_array(path: Path, array: np.ndarray, dtype: str, shape: tuple) -> np.ndarray:

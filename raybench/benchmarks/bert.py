@@ -28,7 +28,8 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import Benchmark, Dataset, Standin, TensorSpec, load_npy
+from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, first_file,
+                                      load_npy)
 from raybench.errors import DataError
 
 log = logging.getLogger(__name__)
@@ -38,20 +39,13 @@ TENSOR_DIR = Path("squad_tokenized")
 ARRAYS = ("input_ids", "segment_ids", "input_mask")
 
 
-def _first_file(candidates: list[Path], what: str) -> Path:
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(f"{candidates[0]}: missing {what}")
-
-
 def find_dev_json(data_dir: Path) -> Path:
     """Locate dev-v1.1.json for a preprocessed-data directory.
 
     Raises:
         DataError: No known location holds it.
     """
-    return _first_file([
+    return first_file([
         data_dir / "squad" / "dev-v1.1.json",
         data_dir / "dev-v1.1.json",
         data_dir.parent / "data" / "squad" / "dev-v1.1.json",
@@ -64,7 +58,7 @@ def find_vocab(data_dir: Path) -> Path:
     Raises:
         DataError: No known location holds it.
     """
-    return _first_file([
+    return first_file([
         data_dir / "squad" / "vocab.txt",
         data_dir / "vocab.txt",
         data_dir.parent / "models" / "bert" / "vocab.txt",

@@ -26,7 +26,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import Dataset, load_npy
+from raybench.benchmarks.base import Dataset, load_npy, logged_samples
 from raybench.errors import DataError
 
 ANNOTATIONS = Path("coco/annotations/instances_val2017.json")
@@ -160,17 +160,10 @@ def detections_from_log(entries: list[dict], images: list[dict],
     """
     detections: list[dict] = []
     image_ids: set[int] = set()
-    seen: set[int] = set()
-    for entry in entries:
-        idx = entry["qsl_idx"]
-        if idx in seen:
-            continue
-        seen.add(idx)
-        if not 0 <= idx < len(images):
-            raise DataError(f"accuracy log: qsl_idx {idx} outside the {len(images)} images")
+    for idx, payload in logged_samples(entries, len(images), allow_empty=True):
         image = images[idx]
         image_ids.add(image["id"])
-        data = np.frombuffer(bytes.fromhex(entry["data"]), np.float32)
+        data = np.frombuffer(payload, np.float32)
         for i in range(0, len(data) - 6, 7):
             _, ymin, xmin, ymax, xmax, score, label = data[i:i + 7]
             height, width = image["height"], image["width"]

@@ -32,7 +32,8 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import Benchmark, Dataset, Standin, TensorSpec, check_array
+from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, check_array,
+                                      logged_samples)
 from raybench.errors import DataError
 
 TENSOR_DIR = Path("criteo/full_recalib")
@@ -190,24 +191,15 @@ class Dlrm(Benchmark):
         labels_path = find_labels(data_dir)
         labels = _open_npy(labels_path).reshape(-1)
         partition = read_partition(data_dir / TENSOR_DIR / "sample_partition.npy", labels.size)
-        seen: set[int] = set()
         scores, truth = [], []
-        for entry in sorted(entries, key=lambda e: e["qsl_idx"]):
-            idx = int(entry["qsl_idx"])
-            if idx in seen:
-                continue
-            seen.add(idx)
-            if not 0 <= idx < partition.size - 1:
-                raise DataError(f"accuracy log: sample index {idx} outside 0..{partition.size - 2}")
-            data = np.frombuffer(bytes.fromhex(entry["data"]), np.float32).reshape(-1, 2)
+        for idx, payload in logged_samples(entries, partition.size - 1):
+            data = np.frombuffer(payload, np.float32).reshape(-1, 2)
             lo, hi = partition[idx], partition[idx + 1]
             if data.shape[0] != hi - lo:
                 raise DataError(f"accuracy log: sample {idx} has {data.shape[0]} predictions, "
                                 f"{labels_path} has {hi - lo} pairs")
             scores.append(data[:, 0])
             truth.append(np.asarray(labels[lo:hi]))
-        if not seen:
-            raise DataError("accuracy log holds no samples")
         try:
             return 100.0 * roc_auc(np.concatenate(truth), np.concatenate(scores))
         except ValueError as exc:

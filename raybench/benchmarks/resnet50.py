@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 
 from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, find_data_map,
-                                      load_npy)
+                                      load_npy, logged_samples)
 from raybench.errors import DataError
 
 SAMPLE_SHAPE = (3, 224, 224)
@@ -96,18 +96,9 @@ class ResNet50(Benchmark):
 
     def accuracy(self, entries: list[dict], data_dir: Path) -> float:
         _, labels = read_val_map(find_val_map(Path(data_dir)))
-        seen: set[int] = set()
-        good = 0
-        for entry in entries:
-            idx = entry["qsl_idx"]
-            if idx in seen:
-                continue
-            seen.add(idx)
-            found = int(np.frombuffer(bytes.fromhex(entry["data"]), np.float32)[0])
-            good += int(found == labels[idx])
-        if not seen:
-            raise DataError("accuracy log holds no samples")
-        return 100.0 * good / len(seen)
+        hits = [int(np.frombuffer(data, np.float32)[0]) == labels[idx]
+                for idx, data in logged_samples(entries, len(labels))]
+        return 100.0 * sum(hits) / len(hits)
 
     def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
         """Images with low-frequency structure plus noise; a pooled linear classifier.

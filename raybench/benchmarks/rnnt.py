@@ -33,7 +33,8 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import Benchmark, Dataset, Standin, TensorSpec, load_npy
+from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, load_npy,
+                                      logged_samples)
 from raybench.errors import DataError
 
 FRAMES = 512
@@ -154,19 +155,10 @@ class Rnnt(Benchmark):
         from raybench.benchmarks.lang_metrics import word_error_rate
 
         _, transcripts = read_samples(Path(data_dir))
-        seen: set[int] = set()
         hypotheses, references = [], []
-        for entry in entries:
-            idx = int(entry["qsl_idx"])
-            if idx in seen:
-                continue
-            seen.add(idx)
-            if not 0 <= idx < len(transcripts):
-                raise DataError(f"accuracy log: sample index {idx} outside 0..{len(transcripts) - 1}")
-            hypotheses.append(decode(np.frombuffer(bytes.fromhex(entry["data"]), np.int64)))
+        for idx, data in logged_samples(entries, len(transcripts)):
+            hypotheses.append(decode(np.frombuffer(data, np.int64)))
             references.append(transcripts[idx])
-        if not seen:
-            raise DataError("accuracy log holds no samples")
         return 100.0 - word_error_rate(hypotheses, references)
 
     def synth(self, out: Path, count: int, seed: int = 0) -> Standin:

@@ -29,7 +29,7 @@ import numpy as np
 
 from raybench.benchmarks import brats
 from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, find_data_map,
-                                      load_npy)
+                                      load_npy, logged_samples)
 from raybench.errors import DataError
 
 SAMPLE_SHAPE = (4, 224, 224, 160)
@@ -130,16 +130,8 @@ class Unet3d(Benchmark):
         """Mean DICE over the cases in the log, as accuracy-brats.py computes it."""
         data_dir = Path(data_dir)
         cases = read_cases(data_dir)
-        seen: set[int] = set()
         per_case = []
-        for entry in entries:
-            idx = entry["qsl_idx"]
-            if idx in seen:
-                continue
-            seen.add(idx)
-            if not 0 <= idx < len(cases):
-                raise DataError(f"accuracy log: qsl_idx {idx} outside the {len(cases)} cases")
-            raw = bytes.fromhex(entry["data"])
+        for idx, raw in logged_samples(entries, len(cases)):
             want = int(np.prod(SAMPLE_SHAPE)) * 2
             if len(raw) != want:
                 raise DataError(f"accuracy log: sample {idx} holds {len(raw)} bytes, "
