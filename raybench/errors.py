@@ -29,6 +29,21 @@ class RunError(RaybenchError):
     """A LoadGen run could not complete (for example every engine died)."""
 
 
+def error_line(exc: BaseException) -> str:
+    """The one line of an exception worth showing, also for Ray's wrapped errors.
+
+    Ray wraps an actor's or task's exception with its traceback (in ``cause`` or the
+    text); the last line naming an error is the original one.
+    """
+    cause = getattr(exc, "cause", None)
+    lines = [ln.strip() for ln in str(cause if cause is not None else exc).splitlines()
+             if ln.strip()]
+    for line in reversed(lines):
+        if "Error" in line:
+            return line
+    return lines[-1] if lines else type(exc).__name__
+
+
 def choices(value: object, allowed) -> str:
     """Format 'X' (allowed: a, b, c) for one-line error messages.
 

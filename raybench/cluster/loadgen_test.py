@@ -11,6 +11,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from raybench.errors import error_line
 from raybench.scheduling.batcher import Batcher
 from raybench.scheduling.dispatcher import Dispatcher
 from raybench.scheduling.ledger import Batch
@@ -116,17 +117,11 @@ class RayEngines:
         try:
             result = ray.get(ref)
         except RayTaskError as exc:  # the engine itself raised: retrying will not help
-            self.dispatcher.failed(batch_id, _first_line(exc), retry=False)
+            self.dispatcher.failed(batch_id, error_line(exc), retry=False)
         except Exception as exc:  # actor died or is restarting: send the batch again
-            self.dispatcher.failed(batch_id, f"{type(exc).__name__}: {_first_line(exc)}", retry=True)
+            self.dispatcher.failed(batch_id, f"{type(exc).__name__}: {error_line(exc)}", retry=True)
         else:
             self.dispatcher.done(batch_id, result)
-
-
-def _first_line(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None)
-    text = str(cause if cause is not None else exc).strip()
-    return text.splitlines()[-1] if text else type(exc).__name__
 
 
 class _EmptyResponses(threading.local):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-from raybench.errors import ConfigError, RunError
+from raybench.errors import ConfigError, RunError, error_line
 
 log = logging.getLogger(__name__)
 
@@ -157,7 +157,7 @@ def ray_trials(params: dict[str, Any], output: Path, parallel: int = 1) -> Trial
             try:
                 probes.append(_probe_from_row(qps, ray.get(ref)))
             except Exception as exc:  # a failed run is not a valid one
-                probes.append(Probe(qps=qps, valid=False, error=str(exc).splitlines()[-1][:300]))
+                probes.append(Probe(qps=qps, valid=False, error=error_line(exc)[:300]))
         return probes
 
     return trial

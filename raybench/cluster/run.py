@@ -29,7 +29,7 @@ from raybench.config.names import (accuracy_target_of, check_benchmark, check_mo
 from raybench.config.systems import load_system
 from raybench.engines import engine_class
 from raybench.engines.base import EngineOptions
-from raybench.errors import ConfigError, RaybenchError, RunError
+from raybench.errors import ConfigError, RaybenchError, RunError, error_line
 from raybench.results.accuracy import AccuracyResult
 from raybench.results.loadgen_log import (ACCURACY_LOG, SUMMARY, Summary, parse_summary,
                                           read_accuracy_log)
@@ -196,7 +196,7 @@ def ray_session(request: RunRequest, system: System, engines: int):
     import ray
 
     if ray.is_initialized():
-        yield False
+        yield
         return
     kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
     if request.address:
@@ -211,7 +211,7 @@ def ray_session(request: RunRequest, system: System, engines: int):
             kwargs["dashboard_host"] = "127.0.0.1"
     ray.init(**kwargs)
     try:
-        yield True
+        yield
     finally:
         ray.shutdown()
 
@@ -286,7 +286,7 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             try:
                 report.engine_info = ray.get([h.info.remote() for h in handles])
             except ray.exceptions.RayActorError as exc:
-                raise RunError(f"engine actors failed to start: {_cause(exc)}") from None
+                raise RunError(f"engine actors failed to start: {error_line(exc)}") from None
             if on_ready:
                 on_ready(handles)
             modes = (["AccuracyOnly", "PerformanceOnly"] if prepared.mode == "SubmissionRun"
@@ -298,15 +298,6 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
                 ray.kill(h)
             ray.util.remove_placement_group(pg)
     return report
-
-
-def _cause(exc: BaseException) -> str:
-    text = str(getattr(exc, "cause", None) or exc)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        if "Error" in line:
-            return line
-    return lines[-1] if lines else type(exc).__name__
 
 
 def _run_one(prepared: Prepared, mode: str, handles: list,
@@ -341,7 +332,7 @@ def _run_one(prepared: Prepared, mode: str, handles: list,
         outcome = ray.get(ref)
     except ray.exceptions.RayError as exc:
         shutil.rmtree(partial, ignore_errors=True)
-        raise RunError(f"{mode} test failed: {_cause(exc)}") from None
+        raise RunError(f"{mode} test failed: {error_line(exc)}") from None
     finally:
         ray.kill(actor)
     if outcome.fatal or outcome.drained_error:

@@ -26,7 +26,7 @@ import yaml
 from pydantic import Field, ValidationError
 
 from raybench.config.models import Strict
-from raybench.errors import ConfigError
+from raybench.errors import ConfigError, error_line
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ def run_sweep(spec: SweepSpec, parallel: Optional[int] = None, output: Optional[
             row.update(ray.get(done[0]))
             row["status"] = "ok"
         except Exception as exc:  # RunError inside the task, a dead node or worker
-            error = _error_line(exc)
+            error = error_line(exc)[:300]
             if attempt <= spec.retries:
                 log.warning("trial %s failed (attempt %d), retrying: %s", trial.trial_id, attempt, error)
                 queue.insert(0, (trial, attempt + 1))
@@ -333,16 +333,6 @@ def run_sweep(spec: SweepSpec, parallel: Optional[int] = None, output: Optional[
         if on_result:
             on_result(results[trial.trial_id])
     return [results[t.trial_id] for t in trials]
-
-
-def _error_line(exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None)
-    text = str(cause if cause is not None else exc)
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    for line in reversed(lines):
-        if "Error" in line:
-            return line[:300]
-    return (lines[-1] if lines else type(exc).__name__)[:300]
 
 
 def local_init_kwargs(trials: list[Trial]) -> dict[str, Any]:
