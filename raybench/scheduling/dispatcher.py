@@ -115,17 +115,16 @@ class Dispatcher:
                 return None
             now = self.clock()
             if batcher.ready(now):
-                free = self.router.free_slots()
                 engine = self.router.acquire()
                 if engine is not None:
-                    ids, indices, attempt = batcher.pop(now, self._call_size(free))
+                    ids, indices, attempt = batcher.pop(now, self._call_size())
                     return self.ledger.open(ids, indices, engine, attempt)
                 cond.wait()  # backpressure: every engine is at its bound
             else:
                 due = batcher.next_due()
                 cond.wait(None if due is None else max(0.0, due - now))
 
-    def _call_size(self, free_slots: int) -> int:
+    def _call_size(self) -> int:
         """Samples for the next engine call: the queue spread over the free slots, in whole
         batches, at most ``batches_per_call`` of them.
 
@@ -136,7 +135,8 @@ class Dispatcher:
         size = self.batcher.max_batch
         if self.batches_per_call == 1:
             return size
-        per_slot = -(-len(self.batcher) // max(1, free_slots))  # ceil
+        free_slots = self.router.free_slots() + 1  # with the slot this call just took
+        per_slot = -(-len(self.batcher) // free_slots)  # ceil
         batches = max(1, min(self.batches_per_call, -(-per_slot // size)))
         return batches * size
 
