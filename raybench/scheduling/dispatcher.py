@@ -98,13 +98,21 @@ class Dispatcher:
             self._threads.append(thread)
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop both threads once the batcher is empty."""
+        """Stop both threads once every queued sample has been sent to an engine.
+
+        Answers keep being processed until the dispatch thread has sent the last batch
+        (a full engine frees its slot only through an answer); answers that arrive
+        after that are dropped.
+        """
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
+        dispatch, completion = self._threads or (None, None)
+        if dispatch is not None:
+            dispatch.join(timeout)
         self._events.put(None)
-        for thread in self._threads:
-            thread.join(timeout)
+        if completion is not None:
+            completion.join(timeout)
 
     # -- threads ------------------------------------------------------------------
     def _next_batch(self) -> Optional[Batch]:

@@ -466,11 +466,13 @@ def test_start_and_stop_idle(harnesses):
 
 
 def test_stop_waits_for_queued_samples_to_be_sent(harnesses):
-    h = harnesses(engines=1, max_inflight=1, max_batch=2, delay_s=0.005)
+    h = harnesses(engines=1, max_inflight=1, max_batch=2, delay_s=0.05)
     h.d.start()
     h.d.issue([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
-    h.wait_completed(5)
-    h.assert_exactly_once([1, 2, 3, 4, 5])
+    h.d.stop(timeout=WAIT_S)  # three batches, one slot: two answers must come back first
+    assert not any(t.is_alive() for t in h.d._threads)
+    assert sorted(i for b in h.submitted for i in b.ids) == [1, 2, 3, 4, 5]
+    assert len(h.d.batcher) == 0
 
 
 def test_a_batch_answered_twice_ends_the_run_instead_of_hanging(thread_errors):
