@@ -1,9 +1,8 @@
 #!/usr/bin/env bash
 # Every GPU check of the torch/tensorrt engines in one run (< 5 minutes on one H200).
 #
-# On the lent GPU machine (after ../shared/device/make_carry.sh here):
-#   source .devcarry/install.sh && bash scripts/gpu_check.sh 2>&1 | tee $OUT/gpu.log
-# Locally: bash scripts/gpu_check.sh  (says plainly that there is no CUDA GPU and stops).
+# On a GPU host with the project installed: bash scripts/gpu_check.sh 2>&1 | tee gpu.log
+# Without a CUDA GPU it says so plainly and stops.
 #
 # 1. environment: torch, CUDA, GPU name, tensorrt;
 # 2. the resnet50 stand-in (cached under $RAYBENCH_CACHE) and its TorchScript twin;
@@ -47,10 +46,10 @@ except ImportError:
 print("tensorrt", "importable" if importlib.util.find_spec("tensorrt") else "NOT importable")
 PY
 if [ "${GPU_CHECK_CPU:-0}" = 1 ]; then
-  export RAYBENCH_TORCH_DEVICE=cpu; echo "GPU_CHECK_CPU=1: dry run on the CPU, system $SYSTEM"
+  echo "GPU_CHECK_CPU=1: dry run on the CPU, system $SYSTEM"
 elif ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else 1)' 2>/dev/null; then
   echo "NO CUDA GPU: torch is missing or sees no CUDA device here; the GPU checks did not run."
-  echo "Run this script on the lent GPU machine (see ../shared/device/README.md)."
+  echo "Run this script on a GPU host."
   exit 0
 fi
 
@@ -67,8 +66,8 @@ echo "$MODEL"
 # raw loop: ENGINE SCENARIO -> prints "RAW <engine> <scenario> <batch> <samples/s>"
 raw_loop() {
 "$PY" - "$1" "$2" "$RAW_SECONDS" "$SYSTEM" <<'PY'
-import sys, time
-from raybench.cluster.worker import EngineSpec, EngineWorker
+import os, sys, time
+from raybench.actors.engine import EngineActor, EngineSpec
 from raybench.config.systems import load_system
 from raybench.engines.base import EngineOptions
 from raybench.standins import cached_standin
@@ -77,11 +76,12 @@ h = load_system(sys.argv[4]).harness("resnet50", scenario)
 s = cached_standin("resnet50")
 opts = EngineOptions(model=s.model, batch_size=h.batch_size, precision=h.precision,
                      copy_streams=h.copy_streams, inference_streams=h.inference_streams,
-                     use_graphs=h.use_graphs)
+                     use_graphs=h.use_graphs,
+                     device="cpu" if os.environ.get("GPU_CHECK_CPU") == "1" else "cuda")
 t = time.perf_counter()
-worker = EngineWorker(EngineSpec(benchmark="resnet50", engine=engine, options=opts, data_dir=s.data_dir))
+worker = EngineActor(EngineSpec(benchmark="resnet50", engine=engine, options=opts, data_dir=s.data_dir))
 total = worker.dataset.total_count
-worker.load(range(total))
+worker.load_samples(range(total))
 print(f"{engine} {scenario}: engine ready in {time.perf_counter() - t:.1f} s "
       f"(batch {h.batch_size}, {h.precision}, graphs {h.use_graphs}, streams {h.inference_streams})")
 batches = [[(i + k) % total for k in range(h.batch_size)] for i in range(0, total, 97)]

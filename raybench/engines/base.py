@@ -28,8 +28,9 @@ class EngineOptions(Strict):
     system: Optional[str] = None
     accelerator: Optional[str] = None
     benchmark: Optional[str] = None
-    workspace_mb: Optional[int] = Field(default=None, ge=1)
-    calibration: Optional[Path] = None
+    device: str = "cuda"  # torch: "cpu" on a host without GPUs
+    workspace_mb: int = Field(default=4096, ge=1)  # TensorRT builder workspace
+    calibration: Optional[Path] = None  # int8: .npy samples (a directory or a list file)
 
 
 class Engine(abc.ABC):

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from raybench.engines import gpu_plan
+from raybench.engines import calibration, engine_cache, gpu_plan
 from raybench.engines.base import Engine, EngineOptions
 from raybench.errors import EngineError, ModelError
 
@@ -117,10 +117,9 @@ class TensorRTEngine(Engine):
         props = _check(cudart, cudart.cudaGetDeviceProperties(0), "device properties")
         raw = props.name
         self.gpu_name = (raw.split(b"\0", 1)[0].decode() if isinstance(raw, bytes) else str(raw))
-        hints = gpu_plan.system_hints(options)
-        if not gpu_plan.gpu_matches_system(self.gpu_name, hints.accelerator):
-            raise EngineError(f"this GPU is a {self.gpu_name}, system {hints.system or '?'} "
-                              f"expects {hints.accelerator}: choose the matching --system")
+        if not engine_cache.gpu_matches_system(self.gpu_name, options.accelerator):
+            raise EngineError(f"this GPU is a {self.gpu_name}, system {options.system or '?'} "
+                              f"expects {options.accelerator}: choose the matching --system")
         self.precision = gpu_plan.check_precision(options.precision)
         self.batch_sizes = [options.batch_size]
         self.profiles = gpu_plan.profile_batches(self.batch_sizes)
@@ -129,7 +128,7 @@ class TensorRTEngine(Engine):
         if model.suffix in PLAN_SUFFIXES:
             plan = self._load_plan_file(model)
         else:
-            plan = self._cached_or_built(model, hints)
+            plan = self._cached_or_built(model)
         runtime = trt.Runtime(self.logger)
         self.engine = runtime.deserialize_cuda_engine(plan)
         if self.engine is None:
@@ -145,29 +144,30 @@ class TensorRTEngine(Engine):
 
     # ------------------------------------------------------------------ build / cache
 
-    def _key(self, onnx: Path) -> gpu_plan.PlanKey:
-        return gpu_plan.make_key(onnx, self.precision, self.batch_sizes, self.trt.__version__,
+    def _key(self, onnx: Path) -> engine_cache.PlanKey:
+        return engine_cache.make_key(onnx, self.precision, self.batch_sizes, self.trt.__version__,
                                  self.gpu_name)
 
     def _load_plan_file(self, path: Path) -> bytes:
         sidecar = path.with_name(path.name + ".json")
         if sidecar.is_file():
             found = json.loads(sidecar.read_text())
-            want = gpu_plan.PlanKey(found.get("onnx_sha256", ""), self.precision,
+            want = engine_cache.PlanKey(found.get("onnx_sha256", ""), self.precision,
                                     tuple(self.batch_sizes), self.trt.__version__, self.gpu_name)
-            why = gpu_plan.explain_mismatch(found, want)
+            why = engine_cache.explain_mismatch(found, want)
             if why:
                 raise EngineError(f"{path}: {why}; rebuild it: pass the ONNX model as --model")
             streams = found.get("streams", self.options.inference_streams)
             self._plan_streams = int(streams)
         return path.read_bytes()
 
-    def _cached_or_built(self, onnx: Path, hints: gpu_plan.SystemHints) -> bytes:
+    def _cached_or_built(self, onnx: Path) -> bytes:
         key = self._key(onnx)
-        directory = gpu_plan.engine_dir(self.options.cache_dir,
-                                        hints.system or self.gpu_name, hints.benchmark)
+        directory = engine_cache.engine_dir(self.options.cache_dir,
+                                            self.options.system or self.gpu_name,
+                                            self.options.benchmark or onnx.stem)
         streams = self.options.inference_streams
-        path = gpu_plan.plan_path(directory, key).with_suffix(f".s{streams}.plan")
+        path = engine_cache.plan_path(directory, key).with_suffix(f".s{streams}.plan")
         if path.is_file():
             log.info("reusing TensorRT engine %s", path)
             self._plan_streams = streams
@@ -175,7 +175,7 @@ class TensorRTEngine(Engine):
         directory.mkdir(parents=True, exist_ok=True)
         log.info("building TensorRT engine for %s (%s, batch %s); this takes a while",
                  onnx, self.precision, self.batch_sizes)
-        plan = self._build(onnx, key, directory, hints, streams)
+        plan = self._build(onnx, key, directory, streams)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=directory)
         with os.fdopen(fd, "wb") as handle:
             handle.write(plan)
@@ -186,8 +186,8 @@ class TensorRTEngine(Engine):
         self._plan_streams = streams
         return plan
 
-    def _build(self, onnx: Path, key: gpu_plan.PlanKey, directory: Path,
-               hints: gpu_plan.SystemHints, streams: int) -> bytes:
+    def _build(self, onnx: Path, key: engine_cache.PlanKey, directory: Path,
+               streams: int) -> bytes:
         trt = self.trt
         builder = trt.Builder(self.logger)
         flags = 0
@@ -199,7 +199,8 @@ class TensorRTEngine(Engine):
             errors = "; ".join(str(parser.get_error(i)) for i in range(parser.num_errors))
             raise ModelError(f"{onnx}: TensorRT cannot parse it: {errors}".splitlines()[0])
         config = builder.create_builder_config()
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, hints.workspace)
+        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE,
+                                     self.options.workspace_mb << 20)
         for flag in gpu_plan.trt_flags(self.precision):
             config.set_flag(getattr(trt.BuilderFlag, flag))
         inputs = [network.get_input(i) for i in range(network.num_inputs)]
@@ -213,24 +214,22 @@ class TensorRTEngine(Engine):
                                       gpu_plan.profile_shape(shape, high))
                 config.add_optimization_profile(profile)
         if self.precision == "int8":
-            config.int8_calibrator = self._calibrator(inputs, directory, key, builder, config,
-                                                      hints)
+            config.int8_calibrator = self._calibrator(inputs, directory, key, builder, config)
         plan = builder.build_serialized_network(network, config)
         if plan is None:
             raise EngineError(f"{onnx}: TensorRT could not build an engine (see the TensorRT "
-                              "log above; try a larger RAYBENCH_TRT_WORKSPACE_MB or fp16)")
+                              "log above; try a larger workspace_mb in the system file, or fp16)")
         return bytes(plan)
 
-    def _calibrator(self, inputs, directory: Path, key: gpu_plan.PlanKey, builder, config,
-                    hints: gpu_plan.SystemHints):
+    def _calibrator(self, inputs, directory: Path, key: engine_cache.PlanKey, builder, config):
         trt, cudart = self.trt, self.cudart
         if len(inputs) != 1:
             raise EngineError("int8 calibration supports single-input models; use fp16")
         tensor = inputs[0]
         batch = min(self.batch_sizes[-1], 32)
-        cache = gpu_plan.calibration_cache_path(directory, key.onnx_sha256, batch)
-        files = [] if cache.is_file() else gpu_plan.calibration_files(hints.calibration,
-                                                                      self.options.model)
+        cache = engine_cache.calibration_cache_path(directory, key.onnx_sha256, batch)
+        files = [] if cache.is_file() else calibration.calibration_files(
+            self.options.calibration, self.options.model)
         shape = gpu_plan.dims_to_shape(tensor.shape)
         dtype = np.dtype(gpu_plan.numpy_dtype_of_trt(str(tensor.dtype)))
         nbytes = gpu_plan.tensor_nbytes(shape, dtype, batch)
@@ -244,7 +243,7 @@ class TensorRTEngine(Engine):
 
             def __init__(self):
                 trt.IInt8EntropyCalibrator2.__init__(self)
-                self.batches = gpu_plan.calibration_batches(files, batch) if files else []
+                self.batches = calibration.calibration_batches(files, batch) if files else []
                 self.index = 0
                 self.device = _check(cudart, cudart.cudaMalloc(nbytes), "cudaMalloc")
 

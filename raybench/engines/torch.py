@@ -17,8 +17,8 @@ host buffers and, with ``use_graphs``, CUDA graphs):
    buffers; the numpy results are keyed by the model's output names.
 
 The engine is thread-safe: concurrent :meth:`TorchEngine.run` calls (an actor with
-``max_concurrency > 1``) take different slots. ``RAYBENCH_TORCH_DEVICE=cpu`` (or the
-``device`` argument) runs on the CPU for tests, without streams, pinning or graphs.
+``max_concurrency > 1``) take different slots. ``EngineOptions.device`` ``cpu`` (set for
+a system without GPUs) runs on the CPU, without streams, pinning or graphs.
 """
 
 from __future__ import annotations
@@ -37,7 +37,6 @@ from raybench.errors import EngineError, ModelError
 
 log = logging.getLogger(__name__)
 
-DEVICE_ENV = "RAYBENCH_TORCH_DEVICE"
 
 
 def _import_torch():
@@ -74,7 +73,7 @@ class TorchEngine(Engine):
         super().__init__(options)
         torch = _import_torch()
         self.torch = torch
-        device = device or os.environ.get(DEVICE_ENV, "cuda")
+        device = device or options.device
         self.cuda = device.startswith("cuda")
         if self.cuda and not torch.cuda.is_available():
             raise EngineError("the torch engine found no CUDA GPU (no NVIDIA driver, a CPU-only "

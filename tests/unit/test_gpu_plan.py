@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 
 from raybench.benchmarks.base import TensorSpec
-from raybench.engines import engine_names, gpu_plan
+from raybench.engines import calibration, engine_cache, engine_names, gpu_plan
 from raybench.errors import ConfigError, EngineError
 
 
 def test_no_heavy_imports():
-    code = ("import sys, raybench.engines.gpu_plan, raybench.engines.torch, "
+    code = ("import sys, raybench.engines.gpu_plan, raybench.engines.engine_cache, "
+            "raybench.engines.calibration, raybench.engines.torch, "
             "raybench.engines.tensorrt, raybench.engines.torch_export; "
             "assert not {'torch', 'tensorrt'} & set(sys.modules), sys.modules.keys()")
     subprocess.run([sys.executable, "-c", code], check=True)
@@ -75,85 +76,56 @@ def test_graph_batches_and_padding():
 def test_plan_key_and_paths(tmp_path, monkeypatch):
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"model")
-    key = gpu_plan.make_key(onnx, "fp16", [64, 1], "10.3.0", "NVIDIA H200")
+    key = engine_cache.make_key(onnx, "fp16", [64, 1], "10.3.0", "NVIDIA H200")
     assert key.batch_sizes == (1, 64)
     assert key.file_name().startswith("fp16-b1-64-") and key.file_name().endswith(".plan")
-    same = gpu_plan.make_key(onnx, "fp16", [1, 64], "10.3.0", "NVIDIA H200")
+    same = engine_cache.make_key(onnx, "fp16", [1, 64], "10.3.0", "NVIDIA H200")
     assert same.digest() == key.digest()
-    for changed in (gpu_plan.make_key(onnx, "int8", [1, 64], "10.3.0", "NVIDIA H200"),
-                    gpu_plan.make_key(onnx, "fp16", [1, 64], "10.4.0", "NVIDIA H200"),
-                    gpu_plan.make_key(onnx, "fp16", [1, 64], "10.3.0", "NVIDIA A100")):
+    for changed in (engine_cache.make_key(onnx, "int8", [1, 64], "10.3.0", "NVIDIA H200"),
+                    engine_cache.make_key(onnx, "fp16", [1, 64], "10.4.0", "NVIDIA H200"),
+                    engine_cache.make_key(onnx, "fp16", [1, 64], "10.3.0", "NVIDIA A100")):
         assert changed.digest() != key.digest()
     onnx.write_bytes(b"other model")
-    assert gpu_plan.make_key(onnx, "fp16", [1, 64], "10.3.0", "NVIDIA H200").digest() != key.digest()
+    assert engine_cache.make_key(onnx, "fp16", [1, 64], "10.3.0", "NVIDIA H200").digest() != key.digest()
 
     monkeypatch.setenv("RAYBENCH_CACHE", str(tmp_path / "cache"))
-    where = gpu_plan.engine_dir(None, "H200x1", "resnet50")
+    where = engine_cache.engine_dir(None, "H200x1", "resnet50")
     assert where == tmp_path / "cache" / "engines" / "H200x1" / "resnet50"
-    assert gpu_plan.engine_dir(tmp_path / "x", "H200x1", "resnet50") == tmp_path / "x"
-    assert gpu_plan.plan_path(where, key).parent == where
-    assert gpu_plan.slug("NVIDIA H200 NVL") == "NVIDIA_H200_NVL"
-    cal = gpu_plan.calibration_cache_path(where, key.onnx_sha256, 32)
+    assert engine_cache.engine_dir(tmp_path / "x", "H200x1", "resnet50") == tmp_path / "x"
+    assert engine_cache.plan_path(where, key).parent == where
+    assert engine_cache.slug("NVIDIA H200 NVL") == "NVIDIA_H200_NVL"
+    cal = engine_cache.calibration_cache_path(where, key.onnx_sha256, 32)
     assert cal.name.endswith("-b32.cache")
 
 
 def test_explain_mismatch():
-    want = gpu_plan.PlanKey("abc", "fp16", (64,), "10.3.0", "NVIDIA H200")
-    assert gpu_plan.explain_mismatch(eval(want.to_json().replace("null", "None")), want) is None
+    want = engine_cache.PlanKey("abc", "fp16", (64,), "10.3.0", "NVIDIA H200")
+    assert engine_cache.explain_mismatch(eval(want.to_json().replace("null", "None")), want) is None
     found = {"gpu_name": "NVIDIA A100-SXM4-80GB", "trt_version": "10.3.0"}
-    assert "A100" in gpu_plan.explain_mismatch(found, want)
+    assert "A100" in engine_cache.explain_mismatch(found, want)
     found = {"gpu_name": "NVIDIA H200", "trt_version": "8.6.1"}
-    assert "8.6.1" in gpu_plan.explain_mismatch(found, want)
-
-
-def test_workspace(monkeypatch):
-    monkeypatch.delenv(gpu_plan.WORKSPACE_ENV, raising=False)
-    assert gpu_plan.workspace_bytes() == gpu_plan.DEFAULT_WORKSPACE_MB << 20
-    assert gpu_plan.workspace_bytes(512) == 512 << 20
-    monkeypatch.setenv(gpu_plan.WORKSPACE_ENV, "1024")
-    assert gpu_plan.workspace_bytes() == 1 << 30
-    monkeypatch.setenv(gpu_plan.WORKSPACE_ENV, "lots")
-    with pytest.raises(ConfigError, match="lots"):
-        gpu_plan.workspace_bytes()
-    with pytest.raises(ConfigError):
-        gpu_plan.workspace_bytes(0)
+    assert "8.6.1" in engine_cache.explain_mismatch(found, want)
 
 
 def test_gpu_matches_system():
-    assert gpu_plan.gpu_matches_system("NVIDIA H200", "H200")
-    assert gpu_plan.gpu_matches_system("NVIDIA A100-SXM4-80GB", "A100-SXM-80GB")
-    assert not gpu_plan.gpu_matches_system("NVIDIA H200", "A100-SXM-80GB")
-    assert gpu_plan.gpu_matches_system("NVIDIA H200", None)
+    assert engine_cache.gpu_matches_system("NVIDIA H200", "H200")
+    assert engine_cache.gpu_matches_system("NVIDIA A100-SXM4-80GB", "A100-SXM-80GB")
+    assert not engine_cache.gpu_matches_system("NVIDIA H200", "A100-SXM-80GB")
+    assert engine_cache.gpu_matches_system("NVIDIA H200", None)
 
 
-def test_calibration_files(tmp_path, monkeypatch):
-    monkeypatch.delenv(gpu_plan.CALIBRATION_ENV, raising=False)
+def test_calibration_files(tmp_path):
     with pytest.raises(EngineError, match="calibration"):
-        gpu_plan.calibration_files(None, tmp_path / "m.onnx")
+        calibration.calibration_files(None, tmp_path / "m.onnx")
     data = tmp_path / "preprocessed_data" / "imgs"
     data.mkdir(parents=True)
     for i in range(5):
         np.save(data / f"s{i}.npy", np.zeros(2, np.int8))
-    found = gpu_plan.calibration_files(None, tmp_path / "m.onnx", count=3)
+    found = calibration.calibration_files(None, tmp_path / "m.onnx", count=3)
     assert [p.name for p in found] == ["s0.npy", "s1.npy", "s2.npy"]
     listing = tmp_path / "cal_list.txt"
     listing.write_text("preprocessed_data/imgs/s4.JPEG\n\npreprocessed_data/imgs/s1.npy\n")
-    assert [p.name for p in gpu_plan.calibration_files(listing, None)] == ["s4.npy", "s1.npy"]
-    monkeypatch.setenv(gpu_plan.CALIBRATION_ENV, str(data))
-    assert len(gpu_plan.calibration_files(None, None)) == 5
-    batches = gpu_plan.calibration_batches(found, 2)
+    assert [p.name for p in calibration.calibration_files(listing, None)] == ["s4.npy", "s1.npy"]
+    assert len(calibration.calibration_files(data, None)) == 5
+    batches = calibration.calibration_batches(found, 2)
     assert [len(b) for b in batches] == [2, 1]
-
-
-def test_system_hints(monkeypatch, tmp_path):
-    from raybench.engines.base import EngineOptions
-
-    for var in ("RAYBENCH_SYSTEM", "RAYBENCH_ACCELERATOR", "RAYBENCH_BENCHMARK",
-                gpu_plan.CALIBRATION_ENV, gpu_plan.WORKSPACE_ENV):
-        monkeypatch.delenv(var, raising=False)
-    hints = gpu_plan.system_hints(EngineOptions(model=tmp_path / "resnet50_v1.onnx"))
-    assert hints.benchmark == "resnet50" and hints.system is None and hints.calibration is None
-    monkeypatch.setenv("RAYBENCH_SYSTEM", "H200x1")
-    monkeypatch.setenv("RAYBENCH_ACCELERATOR", "H200")
-    hints = gpu_plan.system_hints(EngineOptions(model=tmp_path / "custom.onnx"))
-    assert (hints.system, hints.accelerator, hints.benchmark) == ("H200x1", "H200", "custom")
