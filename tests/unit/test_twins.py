@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-
 import pytest
 
 from raybench.config.systems import load_system
-from raybench.twins import (PUBLISHED, SEED_SYSTEMS, TWIN_BENCHMARKS, batch_us,
-                            modelled_offline_rate, plan_cases, published)
+from raybench.experiments.twins import (TWIN_BENCHMARKS, batch_us, modelled_offline_rate,
+                                        plan_cases, published, published_results, seed_systems)
 
-CSV = Path("/work/shared/reference/mlperf-v1.0/published-results.csv")
+SEED_SYSTEMS = seed_systems()
 PAIRS = [(s, b) for s in SEED_SYSTEMS for b in TWIN_BENCHMARKS]
 
 
@@ -50,14 +47,21 @@ def test_single_stream_model_matches_published_p90():
     assert harness.sim.derivation
 
 
-@pytest.mark.skipif(not CSV.is_file(), reason="reference data not present")
-def test_published_table_matches_reference_csv():
-    with CSV.open() as fh:
-        rows = {(r["submitter"], r["system"], r["benchmark"], r["scenario"]): r
-                for r in csv.DictReader(fh)}
-    for key, pub in PUBLISHED.items():
-        assert float(rows[key]["value"]) == pytest.approx(pub.value)
-        assert float(rows[key]["target_qps"]) == pytest.approx(pub.target_qps)
+def test_seed_systems_are_the_systems_with_published_results():
+    assert len(SEED_SYSTEMS) == 8
+    submitters = [load_system(s).description["submitter"] for s in SEED_SYSTEMS]
+    assert submitters.count("Supermicro") == 7 and submitters.count("NVIDIA") == 1
+    assert "cpu" not in SEED_SYSTEMS and "H200x1" not in SEED_SYSTEMS
+    counts = [load_system(s).accelerator_count for s in SEED_SYSTEMS]
+    assert counts == sorted(counts) and counts[0] == 1 and counts[-1] == 8
+
+
+def test_published_results_are_read_from_the_shipped_csv():
+    rows = published_results()
+    key = ("Supermicro", "SYS-420GP-TNAR_A100-SXM-80GBx8_TRT", "resnet50", "Server")
+    assert rows[key].target_qps == 260000 and rows[key].value == pytest.approx(259993.64)
+    assert published(load_system("SYS-420GP-TNAR_A100-SXM-80GBx8"), "resnet50", "Server") == rows[key]
+    assert published(load_system("cpu"), "resnet50", "Offline") is None
 
 
 def test_plan_has_every_system_and_a_null_ceiling():
