@@ -1,32 +1,95 @@
-"""The engine actor: one per GPU (num_gpus=1), or as many as a CPU system says."""
+"""The engine actor: one inference engine, the samples it has loaded, and its batches.
+
+One engine actor runs per GPU (Ray pins it with ``num_gpus=1``) or per CPU slot. LoadGen's
+QSL load and unload calls reach every engine actor, which reads the samples from the data
+directory itself, so a batch carries only sample indices. Engines without data (null,
+sim) keep nothing and produce nothing.
+
+:class:`EngineActor` is a plain class; the run's placement makes it a Ray actor
+(``ray.remote(EngineActor)``), so it can also be used directly, without Ray.
+"""
 
 from __future__ import annotations
 
-import ray
+import logging
+import os
+from pathlib import Path
+from typing import Optional, Sequence
 
-from raybench.cluster.worker import EngineSpec, EngineWorker
+from pydantic import Field
+
+from raybench.benchmarks import get_benchmark
+from raybench.config.models import Strict
+from raybench.engines import create_engine
+from raybench.engines.base import EngineOptions
+
+log = logging.getLogger(__name__)
+
+Payload = Optional[tuple[bytes, list[int]]]  # accuracy-log payloads packed as (blob, sizes)
 
 
-@ray.remote
+class EngineSpec(Strict):
+    """Everything an engine actor needs to build itself (plain data for Ray)."""
+
+    benchmark: str
+    engine: str
+    options: EngineOptions
+    data_dir: Optional[Path] = None
+    concurrency: int = Field(default=1, ge=1)
+
+
 class EngineActor:
-    """Thin Ray shell around :class:`raybench.cluster.worker.EngineWorker`."""
+    """One engine and the samples it has loaded."""
 
     def __init__(self, spec: EngineSpec):
-        self.worker = EngineWorker(spec)
+        self.spec = spec
+        self.benchmark = get_benchmark(spec.benchmark)
+        self.engine = create_engine(spec.engine, spec.options)
+        self.dataset = None
+        if self.engine.needs_data:
+            self.dataset = self.benchmark.open_dataset(spec.data_dir)
 
     def info(self) -> dict:
-        """Process, host and GPU ids Ray gave this actor."""
-        return {**self.worker.info(), "gpu_ids": [str(g) for g in ray.get_gpu_ids()],
-                "node_id": ray.get_runtime_context().get_node_id()}
+        """Where this engine runs: pid, host, node, visible and assigned GPUs."""
+        info = {"pid": os.getpid(), "host": os.uname().nodename,
+                "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        try:
+            import ray
 
-    def load_samples(self, indices: list) -> None:
-        """LoadGen's QSL load, broadcast to every engine."""
-        self.worker.load(indices)
+            if ray.is_initialized():
+                info["gpu_ids"] = [str(g) for g in ray.get_gpu_ids()]
+                info["node_id"] = ray.get_runtime_context().get_node_id()
+        except ImportError:  # pragma: no cover - ray is a dependency
+            pass
+        return info
 
-    def unload_samples(self, indices: list) -> None:
-        """LoadGen's QSL unload, broadcast to every engine."""
-        self.worker.unload(indices)
+    def load_samples(self, indices: Sequence[int]) -> None:
+        """Read samples into memory (LoadGen's QSL load, sent to every engine)."""
+        if self.dataset is not None:
+            self.dataset.load(indices)
 
-    def run(self, indices: list, want_outputs: bool):
-        """Run one batch; see :meth:`EngineWorker.run`."""
-        return self.worker.run(indices, want_outputs)
+    def unload_samples(self, indices: Sequence[int]) -> None:
+        """Drop samples from memory (LoadGen's QSL unload, sent to every engine)."""
+        if self.dataset is not None:
+            self.dataset.unload(indices)
+
+    def run(self, indices: Sequence[int], want_outputs: bool) -> Payload:
+        """Run the samples of one call, in batches of at most the engine's batch size.
+
+        Returns:
+            None when no outputs are wanted (or the engine has none), else the
+            accuracy-log payloads of the samples packed as ``(blob, sizes)``.
+        """
+        size = self.spec.options.batch_size
+        payloads: list[bytes] = []
+        for start in range(0, len(indices), size):
+            batch = indices[start:start + size]
+            if self.dataset is None:
+                self.engine.run_count(len(batch))
+                continue
+            outputs = self.benchmark.infer(self.engine, self.dataset.feeds(batch))
+            if want_outputs:
+                payloads += self.benchmark.responses(outputs, batch, self.dataset)
+        if self.dataset is None or not want_outputs:
+            return None
+        return b"".join(payloads), [len(p) for p in payloads]

@@ -1,32 +1,207 @@
-"""The LoadGen actor: owns LoadGen's SUT and QSL for one test, then is discarded.
+"""The LoadGen actor: LoadGen's SUT and QSL for one test, the query path, its progress.
 
-LoadGen keeps per-process configuration state, so every test runs in a fresh actor.
+LoadGen keeps per-process configuration state, so every test runs in a fresh
+:class:`LoadGenActor` (a plain class made a Ray actor by the run's placement, with two
+concurrent calls: :meth:`LoadGenActor.run` blocks for the whole test while
+:meth:`LoadGenActor.progress` answers). The query path inside it::
+
+    LoadGen issue(ids, indices) -> Dispatcher (batcher, router, ledger) -> transport
+    -> engine actors -> Dispatcher.done -> QuerySamplesComplete(ids), exactly once
 """
 
 from __future__ import annotations
 
-import ray
+import logging
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
-from typing import Optional
+import numpy as np
 
-from raybench.cluster.loadgen_test import LiveTest, Progress, TestOutcome, TestPlan, run_test
+from raybench.actors.transport import ActorCalls
+from raybench.scheduling.batcher import Batcher
+from raybench.scheduling.dispatcher import Dispatcher
+from raybench.scheduling.router import Router
+
+log = logging.getLogger(__name__)
+
+NO_AUDIT_CONFIG = "raybench-no-audit.config"  # LoadGen applies ./audit.config if it exists
 
 
-@ray.remote(num_cpus=0, max_restarts=0, max_concurrency=2)
+@dataclass
+class LoadGenPlan:
+    """One LoadGen test: TestSettings values, batching and where LoadGen writes its logs."""
+
+    values: dict[str, Any]  # EffectiveSettings.values
+    log_dir: str
+    total_count: int
+    performance_count: int
+    batch_size: int
+    batch_timeout_us: int
+    max_inflight: int
+    want_outputs: bool
+    batches_per_call: int = 1
+    max_attempts: int = 5
+    track_ids: bool = False
+    trace: bool = False  # LoadGen's per-sample mlperf_log_trace.json (hundreds of MB)
+    run_label: str = ""  # the run's tag on Ray metrics
+
+
+@dataclass
+class LoadGenOutcome:
+    """What the harness saw during one test (LoadGen's own results are in its logs)."""
+
+    wall_s: float
+    received: int
+    completed: int
+    retried: int
+    batches: int
+    samples_per_engine: list[int]
+    drained_error: Optional[str] = None
+    fatal: Optional[str] = None
+    engine_failures: list[int] = field(default_factory=list)
+
+
+@dataclass
+class Progress:
+    """A running test, as the progress display shows it."""
+
+    mode: str
+    elapsed_s: float
+    min_duration_s: float
+    received: int
+    completed: int
+    inflight_batches: int
+    queued: int
+
+
+class _EmptyResponses(threading.local):
+    """Reused data-less QuerySampleResponse objects, one set per completing thread.
+
+    Setting ``id`` on a pybind11 object costs less than creating and freeing one, and
+    QuerySamplesComplete copies the responses before it returns.
+    """
+
+    def __init__(self):
+        self.items: list = []
+
+    def for_ids(self, ids: list) -> list:
+        import mlperf_loadgen as lg
+
+        items = self.items
+        if len(items) < len(ids):
+            items.extend(lg.QuerySampleResponse(0, 0, 0) for _ in range(len(ids) - len(items)))
+        for response, sample_id in zip(items, ids):
+            response.id = sample_id
+        return items if len(items) == len(ids) else items[:len(ids)]
+
+
+_EMPTY = _EmptyResponses()
+
+
+def _complete(ids: list, data) -> None:
+    """QuerySamplesComplete for one batch; ``data`` is None or ``(blob, sizes)``."""
+    import mlperf_loadgen as lg
+
+    if data is None:
+        lg.QuerySamplesComplete(_EMPTY.for_ids(ids))
+        return
+    blob, sizes = data
+    buffer = np.frombuffer(blob, np.uint8)  # alive until QuerySamplesComplete returns
+    base = buffer.ctypes.data if len(buffer) else 0
+    offsets = np.concatenate(([0], np.cumsum(sizes[:-1]))).astype(np.int64) if sizes else []
+    lg.QuerySamplesComplete([
+        lg.QuerySampleResponse(i, base + int(o), int(s)) for i, o, s in zip(ids, offsets, sizes)
+    ])
+    del buffer
+
+
 class LoadGenActor:
-    """Thin Ray shell around :func:`raybench.cluster.loadgen_test.run_test`.
+    """Runs one LoadGen test against the engine actors.
 
-    Two concurrent calls: ``run`` blocks for the whole test while ``progress`` answers.
+    Args:
+        engines: Engine actor handles, by engine index.
     """
 
     def __init__(self, engines: list):
         self.engines = engines
-        self.live = LiveTest()
-
-    def run(self, plan: TestPlan) -> TestOutcome:
-        """Run one LoadGen test against the engines; blocks until LoadGen is done."""
-        return run_test(plan, self.engines, self.live)
+        self.dispatcher: Optional[Dispatcher] = None
+        self.plan: Optional[LoadGenPlan] = None
+        self.start = 0.0
 
     def progress(self) -> Optional[Progress]:
-        """A snapshot of the running test (None before it starts)."""
-        return self.live.progress()
+        """A snapshot of the running test, or None before it starts.
+
+        Plain counter reads without the dispatcher's lock: a snapshot may be a
+        moment stale, never wrong for long.
+        """
+        d, plan = self.dispatcher, self.plan
+        if d is None or plan is None:
+            return None
+        return Progress(
+            mode=plan.values["mode"], elapsed_s=time.perf_counter() - self.start,
+            min_duration_s=plan.values["min_duration_ms"] / 1000,
+            received=d.ledger.received_count, completed=d.ledger.completed_count,
+            inflight_batches=d.router.total_inflight(), queued=len(d.batcher),
+        )
+
+    def _broadcast(self, method: str, indices: list) -> None:
+        """A QSL load or unload, on every engine."""
+        import ray
+
+        ray.get([getattr(h, method).remote(indices) for h in self.engines])
+
+    def run(self, plan: LoadGenPlan) -> LoadGenOutcome:
+        """Run one LoadGen test; blocks until LoadGen is done."""
+        import mlperf_loadgen as lg
+        import ray
+
+        from raybench.actors.telemetry import start_ray_metrics
+        from raybench.rules.settings import to_test_settings
+
+        server = plan.values["scenario"] == "Server"
+        batcher = Batcher(plan.batch_size, plan.batch_timeout_us / 1e6 if server else 0.0)
+        router = Router(len(self.engines), plan.max_inflight)
+        transport = ActorCalls(self.engines, plan.want_outputs)
+        observer, recorder = start_ray_metrics(len(self.engines), plan.run_label,
+                                               ray.get_runtime_context().get_node_id())
+        dispatcher = Dispatcher(batcher, router, transport.submit, _complete,
+                                max_attempts=plan.max_attempts, track_ids=plan.track_ids,
+                                observer=observer,
+                                batches_per_call=plan.batches_per_call if server else 1)
+        transport.dispatcher = dispatcher
+
+        qsl = lg.ConstructQSL(plan.total_count, plan.performance_count,
+                              lambda idx: self._broadcast("load_samples", list(idx)),
+                              lambda idx: self._broadcast("unload_samples", list(idx)))
+        sut = lg.ConstructFastSUT(dispatcher.issue, dispatcher.flush)
+        log_settings = lg.LogSettings()
+        log_settings.log_output.outdir = plan.log_dir
+        log_settings.log_output.copy_summary_to_stdout = False
+        log_settings.enable_trace = plan.trace
+        os.makedirs(plan.log_dir, exist_ok=True)
+        transport.start()
+        dispatcher.start()
+        start = time.perf_counter()
+        self.plan, self.dispatcher, self.start = plan, dispatcher, start
+        try:
+            lg.StartTestWithLogSettings(sut, qsl, to_test_settings(plan.values), log_settings,
+                                        os.path.join(plan.log_dir, NO_AUDIT_CONFIG))
+        finally:
+            wall = time.perf_counter() - start
+            dispatcher.stop()
+            transport.stop()
+            if recorder is not None:
+                recorder.stop()
+            lg.DestroyFastSUT(sut)
+            lg.DestroyQSL(qsl)
+        ledger = dispatcher.ledger
+        return LoadGenOutcome(
+            wall_s=wall, received=ledger.received_count, completed=ledger.completed_count,
+            retried=ledger.retried_count, batches=dispatcher.batches_sent,
+            samples_per_engine=list(dispatcher.samples_per_engine),
+            drained_error=None if dispatcher.fatal else ledger.check_drained(),
+            fatal=dispatcher.fatal, engine_failures=list(router.failures),
+        )

@@ -36,10 +36,9 @@ def main() -> None:
     import ray
     from ray.cluster_utils import Cluster
 
-    from raybench.cluster.run import RunRequest, run
-    from raybench.cluster.sweep import SweepSpec, run_sweep
-    from raybench.rules.settings import Overrides
-
+    from raybench.run import RunRequest, run
+    from raybench.experiments.sweep import SweepSpec, run_sweep
+    
     console = Console()
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "num_gpus": 8})
     for _ in range(args.nodes - 1):
@@ -63,7 +62,7 @@ def main() -> None:
                     "name": label.replace(" ", "-"),
                     "base": {"engine": "sim", "system": SYSTEM, "mode": "PerformanceOnly",
                              "scenario": "Offline", "engines": args.engines,
-                             "duration_s": args.duration, "min_query_count": 1,
+                             "duration": args.duration, "queries": 1,
                              "target_qps": 5000.0 * args.engines},
                     "grid": {"batch_size": [16 + i for i in range(args.trials)]},
                 })
@@ -87,7 +86,7 @@ def main() -> None:
                 report = run(RunRequest(
                     engine="sim", system=SYSTEM, scenario="Offline", engines=n, batch_size=64,
                     output=tmp / f"scale-{n}",
-                    overrides=Overrides(duration_s=2.0, min_query_count=1, target_qps=20000.0 * n)))
+                    duration=2.0, queries=1, target_qps=20000.0 * n))
                 qps = report.tests[-1].summary.metric
                 base = base or qps
                 table.add_row(str(n), f"{qps:,.0f}", f"{base * n:,.0f}", f"{qps / (base * n):.0%}")

@@ -23,10 +23,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from raybench.cluster.run import RunRequest, run
+from raybench.run import RunRequest, run
 from raybench.config.models import SimLatency
 from raybench.results.loadgen_log import parse_summary
-from raybench.rules.settings import Overrides
 
 BARE = r'''
 import json, sys, mlperf_loadgen as lg
@@ -67,8 +66,7 @@ def bare(scenario: str, qps: float, duration_s: float) -> tuple[bool, float]:
 def raybench(scenario: str, qps: float, duration_s: float, out: Path, **kw) -> tuple[bool, float]:
     """One raybench test with the given engine settings: (valid, metric)."""
     request = RunRequest(scenario=scenario, mode="PerformanceOnly", output=out,
-                         overrides=Overrides(duration_s=duration_s, min_query_count=1,
-                                             target_qps=qps), **kw)
+                         duration=duration_s, queries=1, target_qps=qps, **kw)
     summary = run(request).tests[0].summary
     return bool(summary.valid), summary.metric
 

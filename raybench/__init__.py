@@ -1,3 +1,3 @@
 """raybench: MLPerf Inference on Ray."""
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

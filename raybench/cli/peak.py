@@ -10,40 +10,45 @@ import typer
 from rich.table import Table
 
 from raybench.cli.common import console, handle_errors
+from raybench.cli.options import run_options
 
 
+PEAK_DEFAULTS = {"scenario": "Server", "duration": 5.0, "output": Path("results/peak")}
+
+
+@run_options(skip=("mode", "target_qps", "official", "samples_per_query", "dashboard"),
+             help_overrides={
+                 "scenario": "Server (searched) or Offline (measured). [default: Server]",
+                 "duration": "Seconds per search run. [default: 5]",
+                 "output": "Results directory. [default: results/peak]"})
 @handle_errors
 def peak_command(
-    benchmark: Annotated[str, typer.Option(help="Benchmark id: resnet50, bert-99, ...")] = "resnet50",
-    scenario: Annotated[str, typer.Option(help="Server (searched) or Offline (measured).")] = "Server",
-    engine: Annotated[str, typer.Option(help="Engine: onnxruntime, null, sim, ...")] = "onnxruntime",
-    system: Annotated[Optional[str], typer.Option(help="System id from systems/.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Maximum batch size.")] = None,
-    batch_timeout_us: Annotated[Optional[int], typer.Option(help="Server batch timeout (us).")] = None,
-    engines: Annotated[Optional[int], typer.Option(help="Engine actors per run.")] = None,
-    start_qps: Annotated[Optional[float], typer.Option(help="First target QPS "
+    values: dict,
+    start_qps: Annotated[Optional[float], typer.Option(min=0.001, help="First target QPS "
                          "(default: the system's Server target).")] = None,
-    tolerance: Annotated[float, typer.Option(help="Relative precision of the search.")] = 0.05,
+    tolerance: Annotated[float, typer.Option(min=0.001, max=1.0,
+                                             help="Relative precision of the search.")] = 0.05,
     rounds: Annotated[int, typer.Option(min=1, help="Most search rounds.")] = 12,
     parallel: Annotated[int, typer.Option(min=1, help="Runs at once per round.")] = 1,
-    duration: Annotated[float, typer.Option(help="Seconds per search run.")] = 5.0,
-    confirm_duration: Annotated[Optional[float], typer.Option(help="Seconds of the confirming "
+    confirm_duration: Annotated[Optional[float], typer.Option(min=0.001, help="Seconds of the confirming "
                                 "run (default: the rules' minimum).")] = None,
-    output: Annotated[Path, typer.Option(help="Results directory.")] = Path("results/peak"),
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster: auto or HOST:PORT.")] = None,
 ) -> None:
     """Search the highest Server target QPS LoadGen calls VALID, then confirm it."""
     import ray
 
-    from raybench.cluster.peak import find_peak, measure_offline
-    from raybench.cluster.run import prepare
-    from raybench.cluster.sweep import Trial, local_init_kwargs, run_request, trial_id, write_rows
+    from raybench.experiments.peak import find_peak, measure_offline
+    from raybench.experiments.sweep import Trial, local_init_kwargs, trial_id, write_rows
+    from raybench.run import RunRequest, prepare
 
-    params = {k: v for k, v in dict(
-        benchmark=benchmark, scenario=scenario, engine=engine, system=system, batch_size=batch_size,
-        batch_timeout_us=batch_timeout_us, engines=engines, mode="PerformanceOnly",
-        duration_s=duration, min_query_count=1).items() if v is not None}
-    prepared = prepare(run_request(params, output))
+    values = {k: v for k, v in values.items() if v is not None}
+    for key, default in PEAK_DEFAULTS.items():
+        values.setdefault(key, default)
+    values["mode"] = "PerformanceOnly"
+    request = RunRequest.from_options(values)
+    output, address, scenario = request.output, request.address, request.scenario
+    params = request.model_dump(mode="json", include=set(values) - {"output", "address"})
+    prepared = prepare(request)
+
     start = start_qps or prepared.harness.server_target_qps or 1000.0
     started = not ray.is_initialized()
     if started:
@@ -56,8 +61,9 @@ def peak_command(
             console.print(f"{scenario}: {probe.metric:,.2f} (no peak to search; "
                           f"{'VALID' if probe.valid else 'INVALID'})")
             return
-        console.print(f"[bold]raybench peak[/bold] {benchmark} Server on {prepared.system.id}: "
-                      f"start {start:g} QPS, {duration:g} s runs, {parallel} at once")
+        console.print(f"[bold]raybench peak[/bold] {request.benchmark} Server on "
+                      f"{prepared.system.id}: start {start:g} QPS, {request.duration:g} s runs, "
+                      f"{parallel} at once")
         result = find_peak(params, output, start, tolerance, rounds, parallel, confirm_duration)
     finally:
         if started:

@@ -19,7 +19,7 @@ def report_command(
 ) -> None:
     """Table every LoadGen test under DIRECTORY; plot latencies and sweep/peak QPS vs p99."""
     from raybench.errors import ConfigError
-    from raybench.results.report import collect_runs, write_report
+    from raybench.experiments.report import collect_runs, write_report
 
     if not directory.is_dir():
         raise ConfigError(f"{directory} is not a directory")

@@ -2,69 +2,23 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Annotated, Optional
-
-import typer
-
 from raybench.cli.common import console, handle_errors
+from raybench.cli.options import run_options
 
-QUICK_DURATION_S = 10.0
 
-
+@run_options()
 @handle_errors
-def run_command(
-    benchmark: Annotated[str, typer.Option(help="Benchmark id: resnet50, bert-99, ...")] = "resnet50",
-    scenario: Annotated[str, typer.Option(help="SingleStream, MultiStream, Server or Offline.")] = "Offline",
-    mode: Annotated[Optional[str], typer.Option(help="PerformanceOnly, AccuracyOnly or SubmissionRun "
-                    "(default: SubmissionRun; PerformanceOnly for null/sim engines).")] = None,
-    engine: Annotated[str, typer.Option(help="Engine: onnxruntime, null, sim, ...")] = "onnxruntime",
-    system: Annotated[Optional[str], typer.Option(help="System id from systems/ (default: detect).")] = None,
-    model: Annotated[Optional[Path], typer.Option(help="Model file (default: generated stand-in).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Preprocessed data (NVIDIA layout).")] = None,
-    output: Annotated[Path, typer.Option(help="Results root.")] = Path("results"),
-    duration: Annotated[Optional[float], typer.Option(help=f"Minimum duration in seconds "
-                        f"(default {QUICK_DURATION_S:g}; the rules' with --official).")] = None,
-    queries: Annotated[Optional[int], typer.Option(help="Minimum query count (default 1; the rules' with --official).")] = None,
-    target_qps: Annotated[Optional[float], typer.Option(help="Server/Offline target QPS.")] = None,
-    samples_per_query: Annotated[Optional[int], typer.Option(help="MultiStream samples per query.")] = None,
-    batch_size: Annotated[Optional[int], typer.Option(help="Maximum batch size.")] = None,
-    batch_timeout_us: Annotated[Optional[int], typer.Option(help="Server batch timeout (us).")] = None,
-    engines: Annotated[Optional[int], typer.Option(help="Engine actors (default: one per GPU).")] = None,
-    max_inflight: Annotated[Optional[int], typer.Option(help="In-flight batches per engine.")] = None,
-    batches_per_call: Annotated[Optional[int], typer.Option(
-        help="Server: most batches one engine call carries when the queue is long.")] = None,
-    threads: Annotated[Optional[int], typer.Option(help="CPU threads per engine.")] = None,
-    address: Annotated[Optional[str], typer.Option(help="Ray cluster: auto or HOST:PORT.")] = None,
-    dashboard: Annotated[bool, typer.Option(help="Start the local Ray with its dashboard.")] = False,
-    official: Annotated[bool, typer.Option(help="Apply the round's minimum duration and query "
-                        "counts, no overrides (a submission run).")] = False,
-) -> None:
+def run_command(values: dict) -> None:
     """Run a real MLPerf LoadGen test on Ray and write LoadGen's logs under OUTPUT."""
-    from raybench.cluster.run import RunRequest, execute, prepare
-    from raybench.errors import ConfigError
-    from raybench.rules.settings import Overrides
+    from raybench.run import RunRequest, execute, prepare
 
-    if official and (duration is not None or queries is not None):
-        raise ConfigError("--official applies the rules' duration and query count; "
-                          "drop --duration/--queries")
-    overrides = Overrides(
-        duration_s=None if official else (duration or QUICK_DURATION_S),
-        min_query_count=None if official else (queries or 1),
-        target_qps=target_qps, samples_per_query=samples_per_query,
-    )
-    request = RunRequest(
-        benchmark=benchmark, scenario=scenario, mode=mode, engine=engine, system=system,
-        model=model, data_dir=data_dir, output=output, overrides=overrides,
-        batch_size=batch_size, batch_timeout_us=batch_timeout_us, engines=engines,
-        max_inflight=max_inflight, batches_per_call=batches_per_call, threads=threads,
-        address=address, dashboard=dashboard,
-    )
+    request = RunRequest.from_options(values)
     prepared = prepare(request)
-    console.print(f"[bold]raybench run[/bold] {benchmark} {scenario} {prepared.mode} on "
-                  f"{prepared.system_note}, {prepared.engines} x {engine} engine")
+    console.print(f"[bold]raybench run[/bold] {request.benchmark} {request.scenario} "
+                  f"{prepared.mode} on {prepared.system_note}, {prepared.engines} x "
+                  f"{request.engine} engine")
     with ProgressLine() as progress:
-        report = execute(prepared, on_ready=_print_dashboard if dashboard else None,
+        report = execute(prepared, on_ready=_print_dashboard if request.dashboard else None,
                          on_progress=progress.update)
     print_summary(report)
 
@@ -86,7 +40,7 @@ class ProgressLine:
         self.live.__exit__(*exc)
 
     def update(self, p) -> None:
-        """Show a :class:`~raybench.cluster.loadgen_test.Progress` snapshot."""
+        """Show a :class:`~raybench.actors.loadgen.Progress` snapshot."""
         qps = 0.0
         if self._last is not None and p.elapsed_s > self._last.elapsed_s:
             qps = (p.completed - self._last.completed) / (p.elapsed_s - self._last.elapsed_s)
@@ -99,7 +53,7 @@ class ProgressLine:
 
 def _print_dashboard(handles) -> None:
     """on_ready hook: the dashboard URL of the Ray this run actually uses."""
-    from raybench.cluster.metrics import dashboard_url
+    from raybench.actors.telemetry import dashboard_url
 
     url = dashboard_url()
     console.print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running "

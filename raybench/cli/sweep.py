@@ -49,7 +49,7 @@ def sweep_command(
     dry_run: Annotated[bool, typer.Option(help="List the trials and exit.")] = False,
 ) -> None:
     """Run every trial of SPEC not already in its sweep.csv; print a table of results."""
-    from raybench.cluster.sweep import CSV_NAME, expand, load_spec, local_init_kwargs, run_sweep
+    from raybench.experiments.sweep import CSV_NAME, expand, load_spec, local_init_kwargs, run_sweep
 
     sweep = load_spec(spec)
     trials = expand(sweep)

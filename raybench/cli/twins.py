@@ -21,7 +21,7 @@ def _num(value: Optional[float], fmt: str = ",.0f") -> str:
 def twins_command(
     duration: Annotated[float, typer.Option(help="LoadGen minimum duration per run, seconds.")] = 5.0,
     system: Annotated[Optional[list[str]], typer.Option(
-        help="Seed system id (repeatable; default: all eight).")] = None,
+        help="Seed system id (repeatable; default: every system with published results).")] = None,
     benchmark: Annotated[Optional[list[str]], typer.Option(
         help="Benchmark id (repeatable; default resnet50; calibrated: resnet50, bert-99, "
              "ssd-resnet34).")] = None,
@@ -33,15 +33,13 @@ def twins_command(
 ) -> None:
     """Run each seed system's simulated twin (sim engines) and compare with the published result."""
     from raybench.config.names import check_benchmark, check_scenario
-    from raybench.twins import SEED_SYSTEMS, TWIN_SCENARIOS, plan_cases, run_twins
+    from raybench.experiments.twins import TWIN_SCENARIOS, plan_cases, run_twins, seed_systems
 
     benchmarks = benchmark or ["resnet50"]
     scenarios = scenario or list(TWIN_SCENARIOS)
-    for b in benchmarks:
-        check_benchmark(b)
-    for s in scenarios:
-        check_scenario(s)
-    cases = plan_cases(system or SEED_SYSTEMS, benchmarks, scenarios, ceiling)
+    benchmarks = [check_benchmark(b).value for b in benchmarks]
+    scenarios = [check_scenario(s).value for s in scenarios]
+    cases = plan_cases(system or seed_systems(), benchmarks, scenarios, ceiling)
     console.print(f"[bold]raybench twins[/bold]: {len(cases)} runs of {duration:g} s on one Ray "
                   f"({os.cpu_count()} CPUs here)")
     start = time.perf_counter()

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Callable, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from raybench.config.names import BENCHMARKS, SCENARIOS
 from raybench.errors import ConfigError, choices
@@ -14,6 +14,47 @@ class Strict(BaseModel):
     """Base model: unknown fields are errors."""
 
     model_config = ConfigDict(extra="forbid")
+
+    @classmethod
+    def parse(cls, values: Any, where: str = "",
+              name: Callable[[tuple], str] = lambda loc: ".".join(map(str, loc))):
+        """Validate ``values`` into this model, or raise a one-line ConfigError.
+
+        Args:
+            values: A mapping of field values.
+            where: Prefix of the message (a file name, say), or "".
+            name: How the message names a field from its pydantic location
+                (``--batch-size`` on a command line, ``grid.batch_size`` in a file).
+        """
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise ConfigError((f"{where}: " if where else "") + validation_line(exc, name)) from None
+
+
+def validation_line(exc: ValidationError, name: Callable[[tuple], str]) -> str:
+    """One line for the first error of a pydantic ValidationError: the field, the bad
+    value and what is allowed, e.g. ``--batch-size 0: must be >= 1``."""
+    err = exc.errors(include_url=False)[0]
+    loc = tuple(err["loc"])
+    kind, msg = err.get("type", ""), " ".join(str(err["msg"]).split())
+    limits = {"greater_than": (">", "gt"), "greater_than_equal": (">=", "ge"),
+              "less_than": ("<", "lt"), "less_than_equal": ("<=", "le")}
+    if kind in limits:
+        symbol, key = limits[kind]
+        msg = f"must be {symbol} {err['ctx'][key]:g}"
+    elif kind == "extra_forbidden":
+        msg = "unknown field"
+    elif kind == "missing":
+        msg = "required field missing"
+    elif kind == "finite_number":
+        msg = "must be a finite number"
+    else:
+        msg = msg[0].lower() + msg[1:] if msg else kind
+    field = name(loc) if loc else "value"
+    if kind in ("missing", "extra_forbidden") or "input" not in err:
+        return f"{field}: {msg}"
+    return f"{field} {err['input']!r}: {msg}"
 
 
 class SimLatency(Strict):
@@ -42,14 +83,11 @@ class HarnessSettings(Strict):
     offline_expected_qps: Optional[float] = Field(default=None, gt=0)
     single_stream_expected_latency_ns: Optional[int] = Field(default=None, gt=0)
     multi_stream_samples_per_query: Optional[int] = Field(default=None, ge=1)
-    max_inflight_per_engine: int = Field(default=2, ge=1)
+    max_inflight: int = Field(default=2, ge=1)  # batches in flight per engine
     # Server: most batches one engine call carries when the queue outgrows the free slots
     batches_per_call: int = Field(default=8, ge=1)
+    workspace_mb: Optional[int] = Field(default=None, ge=1)  # TensorRT builder workspace
     sim: Optional[SimLatency] = None
-
-
-BenchmarkId = Literal[BENCHMARKS]  # type: ignore[valid-type]
-ScenarioName = Literal[SCENARIOS]  # type: ignore[valid-type]
 
 
 class System(Strict):
@@ -66,7 +104,7 @@ class System(Strict):
     accelerator: Optional[str] = None
     accelerator_count: int = Field(default=0, ge=0)
     engine_count: Optional[int] = Field(default=None, ge=1)
-    settings: dict[BenchmarkId, dict[ScenarioName, HarnessSettings]] = Field(default_factory=dict)
+    settings: dict[Literal[BENCHMARKS], dict[Literal[SCENARIOS], HarnessSettings]]  # type: ignore[valid-type] = Field(default_factory=dict)
 
     def harness(self, benchmark: str, scenario: str) -> HarnessSettings:
         """The harness settings for ``benchmark`` in ``scenario``.

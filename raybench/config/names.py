@@ -1,25 +1,90 @@
-"""The names raybench accepts: benchmarks, scenarios, modes."""
+"""The names raybench accepts: benchmarks, scenarios, modes, engines.
+
+Each is a :class:`~enum.StrEnum` (members are their string values) that also accepts
+any capitalisation of a name, as users type them (``offline``, ``server``).
+"""
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from raybench.errors import ConfigError, choices
 
-SCENARIOS = ("SingleStream", "MultiStream", "Server", "Offline")
-MODES = ("PerformanceOnly", "AccuracyOnly", "SubmissionRun")
 
-# MLPerf benchmark ids: the model name, with the accuracy target where a model has two.
-BENCHMARKS = (
-    "resnet50",
-    "ssd-mobilenet",
-    "ssd-resnet34",
-    "bert-99",
-    "bert-99.9",
-    "dlrm-99",
-    "dlrm-99.9",
-    "rnnt",
-    "3d-unet-99",
-    "3d-unet-99.9",
-)
+class _Name(StrEnum):
+    """A StrEnum whose lookup ignores case."""
+
+    @classmethod
+    def _missing_(cls, value):
+        if isinstance(value, str):
+            for member in cls:
+                if member.value.lower() == value.lower():
+                    return member
+        return None
+
+    @classmethod
+    def parse(cls, value: str, kind: str):
+        """The member named ``value`` in any case, or a ConfigError naming the allowed ones."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ConfigError(f"unknown {kind} {choices(value, [m.value for m in cls])}") from None
+
+
+class BenchmarkId(_Name):
+    """MLPerf benchmark ids: the model name, with the accuracy target where a model has two."""
+
+    RESNET50 = "resnet50"
+    SSD_MOBILENET = "ssd-mobilenet"
+    SSD_RESNET34 = "ssd-resnet34"
+    BERT_99 = "bert-99"
+    BERT_99_9 = "bert-99.9"
+    DLRM_99 = "dlrm-99"
+    DLRM_99_9 = "dlrm-99.9"
+    RNNT = "rnnt"
+    UNET3D_99 = "3d-unet-99"
+    UNET3D_99_9 = "3d-unet-99.9"
+
+
+class Scenario(_Name):
+    """LoadGen scenarios."""
+
+    SINGLE_STREAM = "SingleStream"
+    MULTI_STREAM = "MultiStream"
+    SERVER = "Server"
+    OFFLINE = "Offline"
+
+
+class Mode(_Name):
+    """What a run measures: a LoadGen test mode, or both (accuracy, then performance)."""
+
+    PERFORMANCE = "PerformanceOnly"
+    ACCURACY = "AccuracyOnly"
+    SUBMISSION = "SubmissionRun"
+
+    @classmethod
+    def _missing_(cls, value):
+        found = super()._missing_(value)
+        if found is None and isinstance(value, str):  # "performance", "accuracy", "submission"
+            for member in cls:
+                if member.value.lower().removesuffix("only").removesuffix("run") == value.lower():
+                    return member
+        return found
+
+
+class EngineName(_Name):
+    """Inference engines."""
+
+    ONNXRUNTIME = "onnxruntime"
+    NULL = "null"
+    SIM = "sim"
+    TORCH = "torch"
+    TENSORRT = "tensorrt"
+
+
+BENCHMARKS = tuple(b.value for b in BenchmarkId)
+SCENARIOS = tuple(s.value for s in Scenario)
+MODES = tuple(m.value for m in Mode)
 
 
 def model_of(benchmark: str) -> str:
@@ -31,6 +96,7 @@ def model_of(benchmark: str) -> str:
     Returns:
         The model name used as the key of the rules and of LoadGen's config files.
     """
+    benchmark = str(benchmark)
     for suffix in ("-99.9", "-99"):
         if benchmark.endswith(suffix):
             return benchmark[: -len(suffix)]
@@ -39,25 +105,19 @@ def model_of(benchmark: str) -> str:
 
 def accuracy_target_of(benchmark: str) -> float:
     """The fraction of the FP32 accuracy a benchmark id must reach (0.99 or 0.999)."""
-    return 0.999 if benchmark.endswith("-99.9") else 0.99
+    return 0.999 if str(benchmark).endswith("-99.9") else 0.99
 
 
-def check_benchmark(value: str) -> str:
-    """Return ``value`` if it names a benchmark, else raise ConfigError."""
-    if value not in BENCHMARKS:
-        raise ConfigError(f"unknown benchmark {choices(value, BENCHMARKS)}")
-    return value
+def check_benchmark(value: str) -> BenchmarkId:
+    """The benchmark ``value`` names (any case), else a ConfigError."""
+    return BenchmarkId.parse(value, "benchmark")
 
 
-def check_scenario(value: str) -> str:
-    """Return ``value`` if it names a scenario, else raise ConfigError."""
-    if value not in SCENARIOS:
-        raise ConfigError(f"unknown scenario {choices(value, SCENARIOS)}")
-    return value
+def check_scenario(value: str) -> Scenario:
+    """The scenario ``value`` names (any case), else a ConfigError."""
+    return Scenario.parse(value, "scenario")
 
 
-def check_mode(value: str) -> str:
-    """Return ``value`` if it names a test mode, else raise ConfigError."""
-    if value not in MODES:
-        raise ConfigError(f"unknown mode {choices(value, MODES)}")
-    return value
+def check_mode(value: str) -> Mode:
+    """The test mode ``value`` names (any case), else a ConfigError."""
+    return Mode.parse(value, "mode")

@@ -27,9 +27,14 @@ _MISSING = object()
 
 
 def systems_dir() -> Path:
-    """The folder of system files: $RAYBENCH_SYSTEMS_DIR, else the project's ``systems/``."""
+    """The folder of system files: $RAYBENCH_SYSTEMS_DIR, else the project's ``systems/``
+    (installed as package data inside ``raybench/``, beside it in a source tree)."""
     env = os.environ.get("RAYBENCH_SYSTEMS_DIR")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "systems"
+    if env:
+        return Path(env)
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "systems"
+    return installed if installed.is_dir() else package.parent / "systems"
 
 
 def system_ids(directory: Path | None = None) -> list[str]:

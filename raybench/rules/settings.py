@@ -29,8 +29,8 @@ class Overrides(Strict):
     Any override makes a run unfit for submission; the summary says which applied.
     """
 
-    duration_s: Optional[float] = Field(default=None, gt=0)
-    min_query_count: Optional[int] = Field(default=None, ge=1)
+    duration: Optional[float] = Field(default=None, gt=0, allow_inf_nan=False)  # seconds
+    queries: Optional[int] = Field(default=None, ge=1)  # minimum query count
     target_qps: Optional[float] = Field(default=None, gt=0)
     samples_per_query: Optional[int] = Field(default=None, ge=1)
     performance_sample_count: Optional[int] = Field(default=None, ge=1)
@@ -124,10 +124,10 @@ def build_settings(
         overridden.append(f"{key}: {user_conf.get(key, rule_conf.get(key))} -> {value}")
         user_conf[key] = value
 
-    if overrides.duration_s is not None:
-        override("min_duration", int(overrides.duration_s * 1000))
-    if overrides.min_query_count is not None:
-        override("min_query_count", overrides.min_query_count)
+    if overrides.duration is not None:
+        override("min_duration", int(overrides.duration * 1000))
+    if overrides.queries is not None:
+        override("min_query_count", overrides.queries)
     if overrides.performance_sample_count is not None:
         override("performance_sample_count_override", overrides.performance_sample_count)
     if overrides.target_qps is not None:

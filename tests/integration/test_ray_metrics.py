@@ -7,8 +7,7 @@ import urllib.request
 
 import pytest
 
-from raybench.cluster.run import RunRequest, run
-from raybench.rules.settings import Overrides
+from raybench.run import RunRequest, run
 
 NAMES = ("raybench_queries_issued", "raybench_queries_completed", "raybench_samples_in_flight",
          "raybench_batcher_queue_depth", "raybench_batch_size", "raybench_batch_seconds")
@@ -19,7 +18,7 @@ def test_run_metrics_appear_on_prometheus_endpoint(ray_cluster, tmp_path):
     port = ray_cluster.nodes()[0]["MetricsExportPort"]
     run(RunRequest(system="SYS-420GP-TNAR_A100-SXM-80GBx8", engine="sim", scenario="Server",
                    output=tmp_path, engines=2, batch_size=32,
-                   overrides=Overrides(duration_s=1.0, min_query_count=1, target_qps=1000)))
+                   duration=1.0, queries=1, target_qps=1000))
     missing = set(NAMES)
     deadline = time.monotonic() + 45
     while missing and time.monotonic() < deadline:

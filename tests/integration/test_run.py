@@ -7,17 +7,16 @@ import threading
 
 import pytest
 
-from raybench.cluster.run import RunRequest, run
+from raybench.run import RunRequest, run
 from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY
-from raybench.rules.settings import Overrides
 
-SHORT = Overrides(duration_s=1.0, min_query_count=1)
+SHORT = dict(duration=1.0, queries=1)
 GPU_SYSTEM = "SYS-420GP-TNAR_A100-SXM-80GBx8"
 
 
 def request(standin, tmp_path, **kw) -> RunRequest:
     base = dict(model=standin.model, data_dir=standin.data_dir, output=tmp_path, system="cpu",
-                overrides=SHORT, track_ids=True)
+                track_ids=True, **SHORT)
     base.update(kw)
     return RunRequest(**base)
 
@@ -59,7 +58,7 @@ def test_submission_run_is_accuracy_then_performance(ray_cluster, resnet50_stand
 
 def test_each_engine_actor_gets_its_own_gpu(ray_cluster, tmp_path):
     report = run(RunRequest(system=GPU_SYSTEM, engine="null", scenario="Server", output=tmp_path,
-                            overrides=Overrides(duration_s=0.5, min_query_count=1, target_qps=2000)))
+                            duration=0.5, queries=1, target_qps=2000))
     gpu_ids = [tuple(info["gpu_ids"]) for info in report.engine_info]
     assert len(gpu_ids) == 8
     assert all(len(ids) == 1 for ids in gpu_ids)
@@ -88,7 +87,7 @@ def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, 
     hook, killed = _kill_engine_after(1.0)
     req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario=scenario, output=tmp_path,
                      engines=4, batch_size=64, track_ids=True,
-                     overrides=Overrides(duration_s=3.0, min_query_count=1, target_qps=qps))
+                     duration=3.0, queries=1, target_qps=qps)
     report = run(req, on_ready=hook)
     assert killed.is_set()
     (test,) = report.tests
@@ -96,17 +95,15 @@ def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, 
     assert outcome.fatal is None and outcome.drained_error is None
     assert outcome.completed == outcome.received > 0
     assert outcome.retried > 0  # engine 0's in-flight batches went to the others
-    assert outcome.engine_failures[0] >= 1 or outcome.retried > 0
     assert "No errors encountered" in (test.directory / SUMMARY).read_text()
 
 
 def test_progress_snapshots_while_a_test_runs(ray_cluster, tmp_path):
-    from raybench.cluster.run import execute, prepare
+    from raybench.run import execute, prepare
 
     seen = []
     req = RunRequest(system="cpu", engine="sim", scenario="Server", output=tmp_path,
-                     engines=2, overrides=Overrides(duration_s=2.0, min_query_count=1,
-                                                    target_qps=500))
+                     engines=2, duration=2.0, queries=1, target_qps=500)
     report = execute(prepare(req), on_progress=seen.append)
     assert seen, "no progress snapshot during a 2 s test"
     assert all(p.mode == "PerformanceOnly" and p.min_duration_s == 2.0 for p in seen)

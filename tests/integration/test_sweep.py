@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from raybench.cluster.sweep import CSV_NAME, SweepSpec, run_sweep
+from raybench.experiments.sweep import CSV_NAME, SweepSpec, run_sweep
 
 GPU_SYSTEM = "SYS-420GP-TNAR_A100-SXM-80GBx8"
 
@@ -31,7 +31,7 @@ def spec() -> SweepSpec:
     return SweepSpec.model_validate({
         "name": "it",
         "base": {"engine": "sim", "system": GPU_SYSTEM, "mode": "PerformanceOnly",
-                 "duration_s": 1.0, "min_query_count": 1, "engines": 4, "benchmark": "resnet50"},
+                 "duration": 1.0, "queries": 1, "engines": 4, "benchmark": "resnet50"},
         "grid": {"scenario": ["Offline", "Server"], "batch_size": [32, 64],
                  "target_qps": [2000]},
     })

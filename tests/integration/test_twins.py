@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from raybench.config.systems import load_system
-from raybench.twins import TwinCase, run_case
+from raybench.experiments.twins import TwinCase, run_case
 
 SYSTEM = "SBA-4119SG-X_A100-PCIex1"  # one GPU: every scenario has settings
 
@@ -15,7 +15,7 @@ SYSTEM = "SBA-4119SG-X_A100-PCIex1"  # one GPU: every scenario has settings
     if s in load_system(SYSTEM).settings["resnet50"]
 ])
 def test_short_simulated_run_completes_and_parses(ray_cluster, tmp_path, scenario):
-    row = run_case(TwinCase(SYSTEM, "resnet50", scenario), duration_s=1.0, output=tmp_path)
+    row = run_case(TwinCase(SYSTEM, "resnet50", scenario), duration=1.0, output=tmp_path)
     assert row.error is None
     assert row.simulated is not None and row.simulated > 0
     assert row.valid is not None

@@ -112,3 +112,38 @@ def test_truncated_sample_file_is_named(resnet50_standin, tmp_path):
     np.save(dataset.path(4), np.zeros((3, 224, 223), np.int8))
     with pytest.raises(DataError, match=r"expected int8 \[3,224,224\]"):
         dataset.load([4])
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["--batch-size", "0"], ["--batch-size", "0", ">= 1"]),
+    (["--threads", "0"], ["--threads", "0", ">= 1"]),
+    (["--engines", "0"], ["--engines", "0", ">= 1"]),
+    (["--target-qps", "-5"], ["--target-qps", "-5", "> 0"]),
+    (["--duration", "0"], ["--duration", "0", "> 0"]),
+    (["--duration", "inf"], ["--duration", "inf", "finite"]),
+    (["--queries", "0"], ["--queries", "0", ">= 1"]),
+    (["--batch-timeout-us", "-1"], ["--batch-timeout-us", "-1", ">= 0"]),
+    (["--max-restarts", "-1"], ["--max-restarts", "-1", ">= 0"]),
+])
+def test_out_of_range_numbers_are_one_line_errors(args, fragments):
+    code, output = invoke(*args)
+    assert code == 2
+    assert_one_line_error(output, *fragments)
+
+
+def test_names_are_accepted_in_any_case():
+    from raybench.run import RunRequest
+
+    request = RunRequest.from_options({"scenario": "offline", "mode": "performance",
+                                       "benchmark": "BERT-99", "engine": "Null"})
+    assert (request.scenario, request.mode, request.benchmark, request.engine) == (
+        "Offline", "PerformanceOnly", "bert-99", "null")
+    assert RunRequest.from_options({"mode": "accuracyonly"}).mode == "AccuracyOnly"
+
+
+def test_version():
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    from raybench import __version__
+
+    assert result.output.strip() == f"raybench {__version__}"

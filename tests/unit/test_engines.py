@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from raybench.cluster.worker import EngineSpec, EngineWorker
+from raybench.actors.engine import EngineActor, EngineSpec
 from raybench.config.models import SimLatency
 from raybench.engines import create_engine, engine_class
 from raybench.engines.base import EngineOptions
@@ -43,8 +43,8 @@ def test_worker_runs_the_stand_in_and_returns_labels(resnet50_standin):
     spec = EngineSpec(benchmark="resnet50", engine="onnxruntime",
                       options=EngineOptions(model=resnet50_standin.model, threads=1),
                       data_dir=resnet50_standin.data_dir)
-    worker = EngineWorker(spec)
-    worker.load([0, 1, 2])
+    worker = EngineActor(spec)
+    worker.load_samples([0, 1, 2])
     assert worker.run([0, 1, 2], want_outputs=False) is None
     blob, sizes = worker.run([2, 0, 5], want_outputs=True)  # 5 is loaded on demand
     labels = np.frombuffer(blob, np.float32)
@@ -53,9 +53,9 @@ def test_worker_runs_the_stand_in_and_returns_labels(resnet50_standin):
 
 
 def test_null_worker_needs_no_data():
-    worker = EngineWorker(EngineSpec(benchmark="resnet50", engine="null", options=EngineOptions()))
+    worker = EngineActor(EngineSpec(benchmark="resnet50", engine="null", options=EngineOptions()))
     assert worker.dataset is None
-    worker.load([1, 2])
+    worker.load_samples([1, 2])
     assert worker.run([1, 2], want_outputs=False) is None
 
 
@@ -63,7 +63,7 @@ def test_worker_splits_a_call_into_batches_of_its_batch_size(resnet50_standin):
     spec = EngineSpec(benchmark="resnet50", engine="onnxruntime",
                       options=EngineOptions(model=resnet50_standin.model, threads=1, batch_size=2),
                       data_dir=resnet50_standin.data_dir)
-    worker = EngineWorker(spec)
+    worker = EngineActor(spec)
     seen = []
     run = worker.engine.run
     worker.engine.run = lambda feeds: seen.append(len(feeds["input_tensor:0"])) or run(feeds)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from raybench.cluster.metrics import MetricsObserver
+from raybench.actors.telemetry import MetricsObserver
 from raybench.scheduling.ledger import Batch
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from raybench.cluster.peak import Probe, confirm_peak, search_peak
+from raybench.experiments.peak import Probe, confirm_peak, search_peak
 from raybench.errors import ConfigError
 
 

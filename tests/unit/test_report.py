@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from raybench.cluster.sweep import write_rows
-from raybench.results.report import collect_runs, write_report
+from raybench.actors.loadgen import LoadGenOutcome
+from raybench.config.models import HarnessSettings
+from raybench.experiments.report import collect_runs, write_report
+from raybench.experiments.sweep import write_rows
+from raybench.run import RunRequest
+from raybench.run.record import RunRecord
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -41,9 +44,10 @@ def make_test(root, scenario, result="VALID", metric=1234.5):
     name = "Samples per second" if scenario == "Offline" else "Completed samples per second"
     (d / "mlperf_log_summary.txt").write_text(SUMMARY_TEXT.format(
         scenario=scenario, metric_line=f"{name} : {metric}", result=result))
-    (d / "raybench_settings.json").write_text(json.dumps({
-        "request": {"benchmark": "resnet50", "scenario": scenario}, "system": "SYS",
-        "test_settings": {"scenario": scenario, "mode": "PerformanceOnly"}}))
+    RunRecord(request=RunRequest(scenario=scenario), system="SYS", engines=1,
+              harness=HarnessSettings(batch_size=8), tuned=[], rules_round="v1.0",
+              test_settings={"scenario": scenario, "mode": "PerformanceOnly"}, overridden=[],
+              submittable=True, harness_outcome=LoadGenOutcome(1.0, 8, 8, 0, 1, [8])).write(d)
     return d
 
 

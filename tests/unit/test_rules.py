@@ -58,7 +58,7 @@ def test_server_settings_without_overrides_follow_rules_and_system():
 
 def test_overrides_are_applied_and_reported():
     s = build_settings(RULES, "bert-99", "Offline", "PerformanceOnly", HARNESS, 32,
-                       Overrides(duration_s=2.5, min_query_count=7, target_qps=50))
+                       Overrides(duration=2.5, queries=7, target_qps=50))
     assert s.values["min_duration_ms"] == 2500
     assert s.values["min_query_count"] == 7
     assert s.values["offline_expected_qps"] == 50.0

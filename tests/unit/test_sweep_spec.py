@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raybench.cluster.sweep import (SweepSpec, default_parallel, expand, load_spec, read_rows,
+from raybench.experiments.sweep import (SweepSpec, default_parallel, expand, load_spec, read_rows,
                                     run_request, trial_id, write_rows)
 from raybench.errors import ConfigError
 
@@ -63,9 +63,9 @@ def test_missing_spec(tmp_path):
 
 
 def test_run_request_moves_test_settings_into_overrides(tmp_path):
-    req = run_request({"engine": "sim", "target_qps": 100.0, "duration_s": 1.0,
+    req = run_request({"engine": "sim", "target_qps": 100.0, "duration": 1.0,
                        "batch_size": 8}, tmp_path)
-    assert req.overrides.target_qps == 100.0 and req.overrides.duration_s == 1.0
+    assert req.overrides().target_qps == 100.0 and req.overrides().duration == 1.0
     assert req.batch_size == 8 and req.output == tmp_path
 
 

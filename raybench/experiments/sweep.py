@@ -5,7 +5,7 @@ A sweep spec (YAML, see ``launch/sweep-example.yaml``) holds ``base`` run settin
 with an id that depends only on its parameters, so a rerun of the same spec finds the
 trials it already finished in the results CSV and skips them. :func:`run_sweep` runs the
 trials as Ray tasks on the already-initialized cluster; each trial calls
-:func:`raybench.cluster.run.run`, which places its engines in its own placement group, so
+:func:`raybench.run.run`, which places its engines in its own placement group, so
 as many trials run at once as the cluster holds (bounded by ``parallel``).
 """
 
@@ -23,73 +23,35 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import yaml
-from pydantic import Field, ValidationError
+from pydantic import Field
 
 from raybench.config.models import Strict
+from raybench.run.request import RunRequest, table_fields
 from raybench.errors import ConfigError, error_line
 
 log = logging.getLogger(__name__)
 
 CSV_NAME = "sweep.csv"
-PARAMS = ("benchmark", "scenario", "mode", "engine", "system", "batch_size",
-          "batch_timeout_us", "engines", "max_inflight", "threads", "target_qps",
-          "samples_per_query", "duration_s", "min_query_count")
+# Sweep parameters are the argument table's fields, under the same names, minus those of
+# the sweep as a whole: every trial writes under the sweep's directory, on its cluster.
+PARAMS = tuple(name for name in table_fields(cli_only=False)
+               if name not in ("output", "address", "dashboard"))
 COLUMNS = ("trial", "status", *PARAMS, "valid", "metric_name", "metric", "p99_ms",
            "wall_s", "attempts", "node_id", "error", "directory")
 
 
-class TrialParams(Strict):
-    """The settings of one trial (every field optional: unset means the run's default)."""
-
-    benchmark: Optional[str] = None
-    scenario: Optional[str] = None
-    mode: Optional[str] = None
-    engine: Optional[str] = None
-    system: Optional[str] = None
-    batch_size: Optional[int] = Field(default=None, ge=1)
-    batch_timeout_us: Optional[int] = Field(default=None, ge=0)
-    engines: Optional[int] = Field(default=None, ge=1)
-    max_inflight: Optional[int] = Field(default=None, ge=1)
-    threads: Optional[int] = Field(default=None, ge=1)
-    target_qps: Optional[float] = Field(default=None, gt=0)
-    samples_per_query: Optional[int] = Field(default=None, ge=1)
-    duration_s: Optional[float] = Field(default=None, gt=0)
-    min_query_count: Optional[int] = Field(default=None, ge=1)
-
-
-class SweepGrid(Strict):
-    """Values to try per parameter; the sweep runs their cross product."""
-
-    benchmark: Optional[list[str]] = None
-    scenario: Optional[list[str]] = None
-    mode: Optional[list[str]] = None
-    engine: Optional[list[str]] = None
-    system: Optional[list[str]] = None
-    batch_size: Optional[list[int]] = None
-    batch_timeout_us: Optional[list[int]] = None
-    engines: Optional[list[int]] = None
-    max_inflight: Optional[list[int]] = None
-    threads: Optional[list[int]] = None
-    target_qps: Optional[list[float]] = None
-    samples_per_query: Optional[list[int]] = None
-    duration_s: Optional[list[float]] = None
-    min_query_count: Optional[list[int]] = None
-
-
 class SweepSpec(Strict):
-    """A sweep file: a name, base settings, a grid and where results go."""
+    """A sweep file: a name, base settings, a grid and where results go.
+
+    ``base`` holds settings every trial shares and ``grid`` a list of values per setting;
+    both take the argument table's names (``raybench run --help``, with ``_`` for ``-``).
+    """
 
     name: str = "sweep"
     output: Path = Path("results/sweeps")
-    base: TrialParams = Field(default_factory=TrialParams)
-    grid: SweepGrid = Field(default_factory=SweepGrid)
+    base: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
     retries: int = Field(default=1, ge=0)
-
-
-def _one_line(exc: ValidationError) -> str:
-    err = exc.errors()[0]
-    where = ".".join(str(p) for p in err["loc"]) or "spec"
-    return f"{where}: {err['msg']}" + (f" ({len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else "")
 
 
 def load_spec(path: Path) -> SweepSpec:
@@ -103,19 +65,36 @@ def load_spec(path: Path) -> SweepSpec:
         doc = yaml.safe_load(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"sweep spec {path} not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"sweep spec {path} is a directory, not a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"sweep spec {path} is not a text file") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(doc, dict):
         raise ConfigError(f"{path}: expected a mapping with base: and grid:")
-    try:
-        spec = SweepSpec.model_validate(doc)
-    except ValidationError as exc:
-        raise ConfigError(f"{path}: {_one_line(exc)}") from None
-    for name in PARAMS:
-        values = getattr(spec.grid, name)
-        if values is not None and not values:
-            raise ConfigError(f"{path}: grid.{name} is empty")
+    spec = SweepSpec.parse(doc, where=str(path))
+    check_spec(spec, str(path))
     return spec
+
+
+def check_spec(spec: SweepSpec, where: str = "sweep spec") -> None:
+    """Check every key of ``base`` and ``grid`` is a table field with valid values.
+
+    Raises:
+        ConfigError: One line naming the key and the bad value.
+    """
+    for section, values in (("base", spec.base), ("grid", spec.grid)):
+        for key in values:
+            if key not in PARAMS:
+                raise ConfigError(f"{where}: {section}.{key}: unknown setting "
+                                  f"(allowed: {', '.join(PARAMS)})")
+    for key, values in spec.grid.items():
+        if not values:
+            raise ConfigError(f"{where}: grid.{key} is empty")
+        for value in values:
+            RunRequest.parse({key: value}, where=where, name=lambda loc: f"grid.{loc[0]}")
+    RunRequest.parse(spec.base, where=where, name=lambda loc: f"base.{loc[0]}")
 
 
 @dataclass(frozen=True)
@@ -123,7 +102,7 @@ class Trial:
     """One point of the grid."""
 
     trial_id: str
-    params: dict[str, Any]  # only the set values of TrialParams
+    params: dict[str, Any]  # the settings the spec gives (argument-table names)
 
     def label(self) -> str:
         """A short human description, e.g. ``resnet50 Server bs=64 qps=2000``."""
@@ -143,14 +122,13 @@ def trial_id(params: dict[str, Any]) -> str:
 
 def expand(spec: SweepSpec) -> list[Trial]:
     """The grid's cross product over the base settings, in a stable order, deduplicated."""
-    base = spec.base.model_dump(exclude_none=True)
-    axes = [(name, getattr(spec.grid, name)) for name in PARAMS
-            if getattr(spec.grid, name) is not None]
+    axes = [(name, spec.grid[name]) for name in PARAMS if name in spec.grid]
     trials, seen = [], set()
     for combo in itertools.product(*(values for _, values in axes)):
-        params = dict(base)
+        params = dict(spec.base)
         params.update({name: value for (name, _), value in zip(axes, combo)})
-        params = TrialParams.model_validate(params).model_dump(exclude_none=True)
+        request = RunRequest.parse(params, where=f"trial {params}")
+        params = request.model_dump(mode="json", include=set(params))
         tid = trial_id(params)
         if tid not in seen:
             seen.add(tid)
@@ -158,18 +136,9 @@ def expand(spec: SweepSpec) -> list[Trial]:
     return trials
 
 
-def run_request(params: dict[str, Any], output: Path, address: Optional[str] = None):
-    """The :class:`RunRequest` of a trial (short durations unless the spec says otherwise)."""
-    from raybench.cluster.run import RunRequest
-    from raybench.rules.settings import Overrides
-
-    fields = dict(params)
-    overrides = Overrides(
-        duration_s=fields.pop("duration_s", None), min_query_count=fields.pop("min_query_count", None),
-        target_qps=fields.pop("target_qps", None),
-        samples_per_query=fields.pop("samples_per_query", None),
-    )
-    return RunRequest(output=output, overrides=overrides, address=address, **fields)
+def run_request(params: dict[str, Any], output: Path) -> RunRequest:
+    """The :class:`RunRequest` of a trial, writing under ``output``."""
+    return RunRequest.parse({**params, "output": output})
 
 
 def run_trial(params: dict[str, Any], output: str) -> dict[str, Any]:
@@ -178,7 +147,7 @@ def run_trial(params: dict[str, Any], output: str) -> dict[str, Any]:
     Raises:
         RaybenchError: The run could not complete.
     """
-    from raybench.cluster.run import run
+    from raybench.run import run
 
     start = time.perf_counter()
     report = run(run_request(params, Path(output)))
@@ -243,7 +212,7 @@ def default_parallel(trials: list[Trial], cluster_resources: list[dict[str, floa
 
 
 def _engines_needed(params: dict) -> int:
-    from raybench.cluster.run import prepare
+    from raybench.run import prepare
 
     try:
         return prepare(run_request(params, Path("/tmp"))).engines
@@ -256,7 +225,7 @@ def run_sweep(spec: SweepSpec, parallel: Optional[int] = None, output: Optional[
               trial_fn: Callable[[dict, str], dict] = run_trial) -> list[TrialResult]:
     """Run every trial of a sweep not already in its CSV, on the initialized Ray cluster.
 
-    Each trial is a Ray task (zero CPUs) that calls :func:`raybench.cluster.run.run`; its
+    Each trial is a Ray task (zero CPUs) that calls :func:`raybench.run.run`; its
     LoadGen actor lands on the task's node and its engines in their own placement group.
     A trial that fails is retried ``spec.retries`` times, then marked failed while the
     others go on; a rerun skips trials whose row says ok and tries failed ones again. Results are written to ``OUTPUT/sweep.csv`` after every trial.
@@ -276,7 +245,7 @@ def run_sweep(spec: SweepSpec, parallel: Optional[int] = None, output: Optional[
     """
     import ray
 
-    from raybench.cluster.run import prepare
+    from raybench.run import prepare
     from raybench.errors import RaybenchError
 
     out = Path(output or spec.output / spec.name).resolve()
@@ -341,7 +310,7 @@ def local_init_kwargs(trials: list[Trial]) -> dict[str, Any]:
     Like a single run, a local Ray declares the system's GPUs when every trial uses a
     data-less engine (sim, null), so a simulated GPU system places like the real one.
     """
-    from raybench.cluster.run import prepare
+    from raybench.run import prepare
     from raybench.engines import engine_class
 
     kwargs: dict[str, Any] = {"num_cpus": max(os.cpu_count() or 1, 2)}

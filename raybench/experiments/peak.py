@@ -143,7 +143,7 @@ def ray_trials(params: dict[str, Any], output: Path, parallel: int = 1) -> Trial
     """
     import ray
 
-    from raybench.cluster.sweep import run_trial, trial_id
+    from raybench.experiments.sweep import run_trial, trial_id
 
     remote = ray.remote(num_cpus=0, max_retries=0)(run_trial)
 
@@ -165,26 +165,28 @@ def ray_trials(params: dict[str, Any], output: Path, parallel: int = 1) -> Trial
 
 def find_peak(params: dict[str, Any], output: Path, start: float, tolerance: float = 0.05,
               max_rounds: int = 12, parallel: int = 1,
-              confirm_duration_s: Optional[float] = None) -> PeakResult:
+              confirm_duration: Optional[float] = None) -> PeakResult:
     """Search the Server peak with short runs, then confirm it with one long run.
 
     Args:
-        params: Trial parameters (see :class:`raybench.cluster.sweep.TrialParams`);
-            ``duration_s`` is the length of the search's short runs.
+        params: Run settings (argument-table names, see :class:`raybench.run.RunRequest`);
+            ``duration`` is the length of the search's short runs.
         output: Results directory.
         start: First target QPS.
         tolerance: Relative precision of the search.
         max_rounds: Most search rounds.
         parallel: Runs at once per round.
-        confirm_duration_s: Length of the confirming run (None: the rules' duration).
+        confirm_duration: Length of the confirming run in seconds (None: the rules').
     """
     start_time = time.perf_counter()
     short = ray_trials(params, output, parallel)
     result = search_peak(short, start, tolerance, max_rounds, parallel)
     if result.peak_qps is not None:
-        long_params = {k: v for k, v in params.items() if k not in ("duration_s", "min_query_count")}
-        if confirm_duration_s is not None:
-            long_params["duration_s"] = confirm_duration_s
+        long_params = {k: v for k, v in params.items() if k not in ("duration", "queries")}
+        if confirm_duration is not None:
+            long_params["duration"] = confirm_duration
+        else:
+            long_params["official"] = True
         long = ray_trials(long_params, Path(output) / "confirm", 1)
         result.confirmed = confirm_peak(lambda q: long([q])[0], result.peak_qps, tolerance)
     log.info("peak search done in %.1f s", time.perf_counter() - start_time)
@@ -195,7 +197,7 @@ def measure_offline(params: dict[str, Any], output: Path) -> Probe:
     """Offline has no peak to search: one run, its measured samples per second."""
     import ray
 
-    from raybench.cluster.sweep import run_trial
+    from raybench.experiments.sweep import run_trial
 
     row = ray.get(ray.remote(num_cpus=0, max_retries=0)(run_trial).remote(params, str(output)))
     return _probe_from_row(params.get("target_qps") or 0.0, row)

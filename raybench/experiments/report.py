@@ -9,19 +9,19 @@ for sweep or peak CSVs. Plots use matplotlib's Agg backend (no display needed).
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+from raybench.errors import DataError
 from raybench.results.accuracy import ACCURACY_TXT
 from raybench.results.loadgen_log import SUMMARY, parse_summary
+from raybench.run.record import SETTINGS_JSON, RunRecord
 
 log = logging.getLogger(__name__)
 
-SETTINGS_JSON = "raybench_settings.json"
 PERCENTILES = ("50.00", "90.00", "95.00", "97.00", "99.00", "99.90")
 
 
@@ -60,17 +60,15 @@ def collect_runs(root: Path) -> list[RunRow]:
         if d.name.endswith(".partial"):
             continue
         row = RunRow(directory=d)
-        settings = d / SETTINGS_JSON
-        if settings.is_file():
+        if (d / SETTINGS_JSON).is_file():
             try:
-                doc = json.loads(settings.read_text())
-                req = doc.get("request", {})
-                row.system = doc.get("system", "")
-                row.benchmark = req.get("benchmark", "")
-                row.scenario = doc.get("test_settings", {}).get("scenario", "") or req.get("scenario", "")
-                row.mode = doc.get("test_settings", {}).get("mode", "") or req.get("mode") or ""
-            except (json.JSONDecodeError, AttributeError) as exc:
-                log.warning("%s: unreadable (%s)", settings, exc)
+                record = RunRecord.read(d)
+            except DataError as exc:
+                log.warning("%s", exc)
+            else:
+                row.system, row.benchmark = record.system, record.request.benchmark.value
+                row.scenario = record.test_settings.get("scenario", record.request.scenario)
+                row.mode = record.test_settings.get("mode", "")
         if (d / SUMMARY).is_file():
             s = parse_summary(d / SUMMARY)
             row.scenario = row.scenario or s.scenario

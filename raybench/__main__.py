@@ -1,0 +1,5 @@
+"""``python -m raybench``: the raybench command line."""
+
+from raybench.cli import main
+
+main()

@@ -1,0 +1,104 @@
+"""Command-line options derived from the argument table (:class:`RunRequest`).
+
+A command decorated with :func:`run_options` gets one typer option per field of the
+table (``--batch-size`` for ``batch_size``), grouped into help panels, with the field's
+help, choices and default; it is called with the values the user gave (None when not
+given) collected in one ``dict``, ready for :meth:`RunRequest.from_options`.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import inspect
+import typing
+from typing import Annotated, Any, Callable, Iterable
+
+import typer
+
+from raybench.errors import choices
+from raybench.run.request import table_fields
+
+
+def _base_type(annotation: Any) -> Any:
+    """``int`` for ``Optional[int]``, the annotation itself otherwise."""
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if typing.get_origin(annotation) in (typing.Union, getattr(
+        __import__("types"), "UnionType", None)) and len(args) == 1 else annotation
+
+
+def _choice_parser(kind: type[enum.Enum]) -> Callable[[str], str]:
+    """A parser that accepts a member's value in any case and names the allowed ones."""
+
+    def parse(value: str) -> str:
+        try:
+            return kind(value).value
+        except ValueError:
+            raise typer.BadParameter(choices(value, [m.value for m in kind])) from None
+
+    return parse
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a table field: ``batch_size`` -> ``--batch-size``."""
+    return "--" + name.replace("_", "-")
+
+
+def table_parameters(skip: Iterable[str] = (), defaults: dict | None = None,
+                     help_overrides: dict | None = None) -> list[inspect.Parameter]:
+    """One keyword parameter per table field, annotated with its typer option.
+
+    Args:
+        skip: Fields the command does not offer.
+        defaults: Shown defaults that differ from the table's (e.g. a command's own).
+        help_overrides: Help texts that differ from the table's.
+    """
+    defaults, help_overrides = defaults or {}, help_overrides or {}
+    params = []
+    for name, info in table_fields().items():
+        if name in skip:
+            continue
+        kind = _base_type(info.annotation)
+        panel = (info.json_schema_extra or {}).get("panel")
+        is_bool = kind is bool
+        default = defaults.get(name, info.default if is_bool else None)
+        shown = defaults.get(name, info.default)
+        choices = {}
+        if isinstance(kind, type) and issubclass(kind, enum.Enum):  # any case: "offline"
+            choices = {"parser": _choice_parser(kind),
+                       "metavar": "|".join(m.value for m in kind)}
+            kind = str
+        option = typer.Option(
+            flag(name), help=help_overrides.get(name, info.description), rich_help_panel=panel,
+            show_default=str(getattr(shown, "value", shown)) if shown is not None else False,
+            **choices,
+        )
+        annotation = Annotated[kind if is_bool else typing.Optional[kind], option]
+        params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
+                                        default=default, annotation=annotation))
+    return params
+
+
+def run_options(skip: Iterable[str] = (), defaults: dict | None = None,
+                help_overrides: dict | None = None) -> Callable:
+    """Decorate ``command(request_values: dict, **own_options)`` with the table's options.
+
+    The command's own parameters (after ``request_values``) are kept as its options, after
+    the table's.
+    """
+    table = table_parameters(skip, defaults, help_overrides)
+    names = {p.name for p in table}
+
+    def decorate(func: Callable) -> Callable:
+        own = list(inspect.signature(func, eval_str=True).parameters.values())[1:]
+
+        @functools.wraps(func)
+        def command(**kwargs):
+            values = {k: kwargs.pop(k) for k in list(kwargs) if k in names}
+            return func(values, **kwargs)
+
+        command.__signature__ = inspect.Signature(
+            table + [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own])
+        return command
+
+    return decorate

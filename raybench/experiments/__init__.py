@@ -1,0 +1,1 @@
+"""Many runs: sweeps, peak searches and the seed systems' simulated twins."""

@@ -1,0 +1,283 @@
+"""One ``raybench run``: validate, place, run each LoadGen test, write its results.
+
+:func:`prepare` checks everything that can be checked without Ray (names, system, rules,
+model signature, dataset layout), so bad input fails in a second; :func:`execute` takes
+the results directory, starts or joins Ray, places the run and runs each LoadGen test
+in a fresh LoadGen actor.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from raybench.actors.engine import EngineSpec
+from raybench.actors.loadgen import LoadGenOutcome, LoadGenPlan
+from raybench.benchmarks import get_benchmark
+from raybench.benchmarks.base import Benchmark
+from raybench.config.models import HarnessSettings, System
+from raybench.config.names import Mode, accuracy_target_of, model_of
+from raybench.config.systems import load_system
+from raybench.engines import engine_class
+from raybench.engines.base import EngineOptions
+from raybench.errors import ConfigError, RunError, error_line
+from raybench.results.accuracy import AccuracyResult
+from raybench.results.loadgen_log import ACCURACY_LOG, SUMMARY, Summary, parse_summary, read_accuracy_log
+from raybench.rules import load_rules
+from raybench.rules.settings import EffectiveSettings, build_settings
+from raybench.run.outputs import ResultDir
+from raybench.run.placement import Placement, place, ray_session
+from raybench.run.record import RunRecord
+from raybench.run.request import RunRequest
+
+log = logging.getLogger(__name__)
+
+PROGRESS_S = 0.5  # how often a progress callback is fed
+TUNABLE = ("batch_size", "batch_timeout_us", "max_inflight", "batches_per_call", "sim")
+
+
+@dataclass
+class Prepared:
+    """A validated run, ready to execute."""
+
+    request: RunRequest
+    system: System
+    system_note: str
+    benchmark: Benchmark
+    mode: Mode
+    harness: HarnessSettings
+    settings: EffectiveSettings
+    tuned: list[str]
+    engines: int
+    model: Optional[Path]
+    data_dir: Optional[Path]
+    total_count: int
+
+    @property
+    def result_dir(self) -> Path:
+        """``<output>/<system>/<benchmark>/<scenario>``."""
+        r = self.request
+        return Path(r.output) / self.system.id / r.benchmark / r.scenario
+
+
+@dataclass
+class TestReport:
+    """One LoadGen test's results."""
+
+    mode: str
+    directory: Path
+    summary: Optional[Summary]
+    outcome: LoadGenOutcome
+    accuracy: Optional[AccuracyResult] = None
+
+
+@dataclass
+class RunReport:
+    """Everything a run produced."""
+
+    prepared: Prepared
+    engine_info: list[dict] = field(default_factory=list)
+    tests: list[TestReport] = field(default_factory=list)
+
+    @property
+    def submittable(self) -> bool:
+        """True when no rule was overridden."""
+        return not self.prepared.settings.overridden
+
+
+def _resolve_system(request: RunRequest) -> tuple[System, str]:
+    if request.system:
+        return load_system(request.system), f"system {request.system} (chosen)"
+    from raybench.config.detect import detect_system
+
+    found = detect_system()
+    return load_system(found.system_id), f"system {found.system_id} (detected: {found.message})"
+
+
+def prepare(request: RunRequest) -> Prepared:
+    """Validate a run request without starting Ray.
+
+    Raises:
+        RaybenchError: Any bad value, missing path or mismatching model, with one line.
+    """
+    engine_cls = engine_class(request.engine)
+    mode = request.mode or (Mode.SUBMISSION if engine_cls.needs_data else Mode.PERFORMANCE)
+    if mode != Mode.PERFORMANCE and not engine_cls.needs_data:
+        raise ConfigError(f"engine {request.engine.value!r} produces no outputs, so mode "
+                          f"{mode.value!r} cannot measure accuracy (allowed: PerformanceOnly)")
+    if request.official and (request.duration is not None or request.queries is not None):
+        raise ConfigError("--official applies the rules' duration and query count; "
+                          "drop --duration/--queries")
+    rules = load_rules(request.rules_round)
+    rules.check_scenario(model_of(request.benchmark), request.scenario)
+    benchmark = get_benchmark(request.benchmark)
+    system, note = _resolve_system(request)
+    harness = system.harness(request.benchmark, request.scenario)
+
+    tuned = []
+    for key in TUNABLE:
+        value = getattr(request, key)
+        if value is not None and value != getattr(harness, key):
+            tuned.append(f"{key}: {getattr(harness, key)} -> {value}")
+            harness = harness.model_copy(update={key: value})
+
+    model = data_dir = None
+    if engine_cls.needs_data:
+        model, data_dir = _model_and_data(request, benchmark)
+        total = benchmark.open_dataset(data_dir).total_count
+    else:
+        total = rules.model(model_of(request.benchmark)).performance_sample_count
+    settings = build_settings(rules, request.benchmark, request.scenario, mode.value, harness,
+                              total, request.overrides())
+    engines = request.engines or system.engines(os.cpu_count() or 1)
+    if request.engines and system.accelerator_count and request.engines > system.accelerator_count:
+        raise ConfigError(f"--engines {request.engines} exceeds the {system.accelerator_count} "
+                          f"GPUs of system {system.id!r}")
+    return Prepared(request, system, note, benchmark, mode, harness, settings, tuned, engines,
+                    model, data_dir, total)
+
+
+def _model_and_data(request: RunRequest, benchmark: Benchmark) -> tuple[Path, Path]:
+    if (request.model is None) != (request.data_dir is None):
+        raise ConfigError("give both --model and --data-dir, or neither (the generated stand-in)")
+    if request.model is None:
+        from raybench.standins import cached_standin
+
+        standin = cached_standin(request.benchmark)
+        return standin.model, standin.data_dir
+    if not request.data_dir.is_dir():
+        raise ConfigError(f"--data-dir {request.data_dir} is not a directory")
+    if request.model.suffix == ".onnx" or request.engine == "onnxruntime":
+        from raybench.benchmarks.onnx_util import check_signature
+
+        check_signature(request.model, benchmark.inputs, request.benchmark)
+    return request.model, request.data_dir
+
+
+def _engine_spec(prepared: Prepared) -> EngineSpec:
+    h, request = prepared.harness, prepared.request
+    threads = request.threads or max(1, (os.cpu_count() or 1) // prepared.engines)
+    options = EngineOptions(
+        model=prepared.model, batch_size=h.batch_size, precision=h.precision, threads=threads,
+        copy_streams=h.copy_streams, inference_streams=h.inference_streams,
+        use_graphs=h.use_graphs, sim=h.sim, system=prepared.system.id,
+        accelerator=prepared.system.accelerator, benchmark=request.benchmark,
+        device="cuda" if prepared.system.accelerator_count else "cpu",
+        calibration=request.calibration,
+        **({"workspace_mb": h.workspace_mb} if h.workspace_mb else {}),
+    )
+    concurrent = engine_class(request.engine).concurrent
+    return EngineSpec(benchmark=request.benchmark, engine=request.engine, options=options,
+                      data_dir=prepared.data_dir,
+                      concurrency=h.inference_streams if concurrent else 1)
+
+
+def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None,
+            on_progress: Optional[Callable] = None) -> RunReport:
+    """Run the prepared tests on Ray and write the results.
+
+    Args:
+        prepared: From :func:`prepare`.
+        on_ready: Called with the engine actor handles once they are up (fault tests).
+        on_progress: Called about twice a second with a
+            :class:`~raybench.actors.loadgen.Progress` while a test runs.
+
+    Raises:
+        RunError: The results directory is taken, engines could not be placed or
+            started, or a test could not complete.
+    """
+    import ray
+
+    request, system = prepared.request, prepared.system
+    report = RunReport(prepared)
+    gpu = system.accelerator_count > 0
+    simulated_gpus = gpu and not engine_class(request.engine).needs_data
+    with ResultDir(prepared.result_dir) as results, ray_session(
+            request.address, max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
+            prepared.engines + 1, request.dashboard):
+        placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts)
+        try:
+            try:
+                report.engine_info = ray.get([h.info.remote() for h in placement.engines])
+            except ray.exceptions.RayActorError as exc:
+                raise RunError(f"engine actors failed to start: {error_line(exc)}") from None
+            if on_ready:
+                on_ready(placement.engines)
+            modes = ([Mode.ACCURACY, Mode.PERFORMANCE] if prepared.mode == Mode.SUBMISSION
+                     else [prepared.mode])
+            for mode in modes:
+                report.tests.append(_run_test(prepared, mode, placement, results, on_progress))
+        finally:
+            placement.release()
+    return report
+
+
+def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: ResultDir,
+              on_progress: Optional[Callable] = None) -> TestReport:
+    import ray
+
+    name = "accuracy" if mode == Mode.ACCURACY else "performance/run_1"
+    partial = results.start_test(name)
+    settings = prepared.settings.with_mode(mode.value)
+    h = prepared.harness
+    plan = LoadGenPlan(
+        values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
+        performance_count=settings.values["performance_sample_count_override"],
+        batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
+        max_inflight=h.max_inflight, batches_per_call=h.batches_per_call,
+        want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
+        run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
+                  f"{prepared.request.scenario}/{name}",
+    )
+    actor = placement.loadgen_actor()
+    try:
+        ref = actor.run.remote(plan)
+        while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_S)[0]:
+            snapshot = ray.get(actor.progress.remote())
+            if snapshot is not None:
+                on_progress(snapshot)
+        outcome = ray.get(ref)
+    except ray.exceptions.RayError as exc:
+        results.discard_test(name)
+        raise RunError(f"{mode.value} test failed: {error_line(exc)}") from None
+    finally:
+        ray.kill(actor)
+    if outcome.fatal or outcome.drained_error:
+        results.discard_test(name)
+        raise RunError(f"{mode.value} test failed: {outcome.fatal or outcome.drained_error}")
+    _write_settings(prepared, settings, outcome, partial)
+    accuracy = _accuracy(prepared, partial) if mode == Mode.ACCURACY else None
+    summary = parse_summary(partial / SUMMARY)
+    return TestReport(mode.value, results.finish_test(name), summary, outcome, accuracy)
+
+
+def _accuracy(prepared: Prepared, directory: Path) -> AccuracyResult:
+    request = prepared.request
+    entries = read_accuracy_log(directory / ACCURACY_LOG)
+    rule = load_rules(request.rules_round).model(model_of(request.benchmark))
+    value = prepared.benchmark.accuracy(entries, prepared.data_dir)
+    result = AccuracyResult(request.benchmark, rule.metric, value, rule.fp32,
+                            accuracy_target_of(request.benchmark))
+    result.write(directory)
+    return result
+
+
+def _write_settings(prepared: Prepared, settings: EffectiveSettings, outcome: LoadGenOutcome,
+                    directory: Path) -> None:
+    (directory / "mlperf.conf").write_text(settings.conf_text("rules"))
+    (directory / "user.conf").write_text(settings.conf_text("user"))
+    RunRecord(
+        request=prepared.request, system=prepared.system.id, engines=prepared.engines,
+        harness=prepared.harness, tuned=prepared.tuned, rules_round=settings.round,
+        test_settings=settings.values, overridden=settings.overridden,
+        submittable=not settings.overridden, model=prepared.model,
+        data_dir=prepared.data_dir, harness_outcome=outcome,
+    ).write(directory)
+
+
+def run(request: RunRequest, on_ready: Optional[Callable[[list], None]] = None) -> RunReport:
+    """Validate and execute a run; see :func:`prepare` and :func:`execute`."""
+    return execute(prepare(request), on_ready)

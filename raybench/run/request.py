@@ -1,0 +1,109 @@
+"""The one argument table: everything a user can ask of one run.
+
+:class:`RunRequest` is the single source of a run's settings. The ``raybench run``
+options, the ``peak`` options, the keys of a sweep spec's ``base:`` and ``grid:`` and the
+``request`` of ``raybench_settings.json`` are all derived from it, with one name per knob
+everywhere (``--batch-size`` on the command line is ``batch_size`` in YAML and JSON).
+Each field's ``panel`` groups it in ``--help``; fields marked ``cli: False`` are for
+programs (tests, sweeps, twins), not the command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+from pydantic import Field
+
+from raybench.config.models import SimLatency, Strict
+from raybench.config.names import BenchmarkId, EngineName, Mode, Scenario
+from raybench.rules.settings import Overrides
+
+QUICK_DURATION_S = 10.0  # the minimum duration of a run that is not --official
+
+WHAT = "What to run"
+RULES = "LoadGen rules"
+TUNING = "Harness tuning"
+CLUSTER = "Cluster"
+OUTPUT = "Output"
+
+
+def _field(default, help: str, panel: str, cli: bool = True, **bounds):
+    return Field(default, description=help, json_schema_extra={"panel": panel, "cli": cli},
+                 **bounds)
+
+
+class RunRequest(Strict):
+    """Everything a user can ask of one run."""
+
+    benchmark: BenchmarkId = _field(BenchmarkId.RESNET50, "Benchmark id.", WHAT)
+    scenario: Scenario = _field(Scenario.OFFLINE, "LoadGen scenario.", WHAT)
+    mode: Optional[Mode] = _field(
+        None, "What to measure (default: SubmissionRun, i.e. accuracy then performance; "
+        "PerformanceOnly for null/sim engines).", WHAT)
+    engine: EngineName = _field(EngineName.ONNXRUNTIME, "Inference engine.", WHAT)
+    system: Optional[str] = _field(None, "System id from `raybench systems list` "
+                                   "(default: detected).", WHAT)
+    model: Optional[Path] = _field(None, "Model file (default: the generated stand-in).", WHAT)
+    data_dir: Optional[Path] = _field(None, "Preprocessed data in NVIDIA's layout "
+                                      "(default: the generated stand-in).", WHAT)
+    calibration: Optional[Path] = _field(None, "int8 calibration samples for TensorRT: a "
+                                         "directory of .npy files or a list of them.", WHAT)
+
+    official: bool = _field(False, "The round's minimum duration and query counts, no "
+                            "overrides (a submission run).", RULES)
+    duration: Optional[float] = _field(
+        None, f"Minimum duration in seconds (default {QUICK_DURATION_S:g}; the rules' with "
+        "--official).", RULES, gt=0, allow_inf_nan=False)
+    queries: Optional[int] = _field(None, "Minimum query count (default 1; the rules' with "
+                                    "--official).", RULES, ge=1)
+    target_qps: Optional[float] = _field(None, "Server/Offline target QPS (SingleStream: "
+                                         "1000 / expected latency in ms).", RULES, gt=0,
+                                         allow_inf_nan=False)
+    samples_per_query: Optional[int] = _field(None, "MultiStream samples per query.", RULES,
+                                              ge=1)
+
+    batch_size: Optional[int] = _field(None, "Largest batch an engine runs.", TUNING, ge=1)
+    batch_timeout_us: Optional[int] = _field(None, "Server: longest a sample waits for its "
+                                             "batch to fill, in us.", TUNING, ge=0)
+    engines: Optional[int] = _field(None, "Engine actors (default: one per GPU).", TUNING,
+                                    ge=1)
+    max_inflight: Optional[int] = _field(None, "Batches in flight per engine "
+                                         "(backpressure).", TUNING, ge=1)
+    batches_per_call: Optional[int] = _field(None, "Server: most batches one engine call "
+                                             "carries when the queue is long.", TUNING, ge=1)
+    threads: Optional[int] = _field(None, "CPU threads per engine.", TUNING, ge=1)
+    max_restarts: int = _field(3, "Times Ray restarts a dead engine actor.", TUNING, ge=0)
+
+    address: Optional[str] = _field(None, "Ray cluster to join: auto or HOST:PORT "
+                                    "(default: a local Ray).", CLUSTER)
+    dashboard: bool = _field(False, "Start the local Ray with its dashboard.", CLUSTER)
+
+    output: Path = _field(Path("results"), "Results root.", OUTPUT)
+
+    sim: Optional[SimLatency] = _field(None, "Replaces the system's sim latency model.",
+                                       TUNING, cli=False)
+    track_ids: bool = _field(False, "Check every sample id is completed once.", TUNING,
+                             cli=False)
+    rules_round: str = _field("v1.0", "MLPerf round whose rules apply.", RULES, cli=False)
+
+    def overrides(self) -> Overrides:
+        """The request's changes to the round's rules and the system's targets."""
+        return Overrides(
+            duration=None if self.official else (self.duration or QUICK_DURATION_S),
+            queries=None if self.official else (self.queries or 1),
+            target_qps=self.target_qps, samples_per_query=self.samples_per_query,
+        )
+
+    @classmethod
+    def from_options(cls, values: dict) -> "RunRequest":
+        """A request from command-line values (None: not given), or a one-line error
+        naming the option as the user typed it (``--batch-size 0: must be >= 1``)."""
+        return cls.parse({k: v for k, v in values.items() if v is not None},
+                         name=lambda loc: "--" + str(loc[0]).replace("_", "-"))
+
+
+def table_fields(cli_only: bool = True) -> dict:
+    """The fields of the argument table (name -> pydantic FieldInfo), in table order."""
+    return {name: f for name, f in RunRequest.model_fields.items()
+            if not cli_only or (f.json_schema_extra or {}).get("cli", True)}
