@@ -41,7 +41,7 @@ import numpy as np
 from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, find_data_map, first_file,
                                       load_npy, read_log, read_map_names)
 from raybench.errors import DataError
-from raybench.benchmarks.lang_metrics import edit_distance
+from raybench.benchmarks.lang_metrics import word_edits
 from raybench.results.accuracy import Score
 
 FRAMES = 512
@@ -160,11 +160,8 @@ class Rnnt(Benchmark):
         """100 - WER (%) as accuracy_eval.py: every entry counts, duplicates included."""
         transcripts = read_transcripts(Path(data_dir))
         log = read_log(entries, len(transcripts), "accuracy_eval.py", duplicates="all")
-        edits = words = 0
-        for idx, data in log.samples:
-            reference = transcripts[idx].split()
-            edits += edit_distance(reference, decode(np.frombuffer(data, np.int64)).split())
-            words += len(reference)
+        edits, words = word_edits([decode(np.frombuffer(data, np.int64)) for _, data in log.samples],
+                                  [transcripts[idx] for idx, _ in log.samples])
         if words == 0:
             raise DataError("accuracy log: the logged samples' transcripts hold no words")
         wer = (1.0 * edits) / words

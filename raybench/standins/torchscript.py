@@ -54,7 +54,10 @@ def resnet50_standin_module(onnx_path: Path):
 
     from raybench.engines.torch_export import quiet_jit
 
-    model = onnx.load(str(onnx_path))
+    try:
+        model = onnx.load(str(onnx_path))
+    except Exception as exc:  # onnx raises DecodeError and friends
+        raise ModelError(f"{onnx_path}: not a readable ONNX model ({type(exc).__name__})") from None
     inits = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     weights, bias = inits.get("weights"), inits.get("bias")
     if (model.graph.name != GRAPH_NAME or weights is None or bias is None
