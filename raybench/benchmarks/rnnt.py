@@ -15,7 +15,7 @@ map may also sit beside the data (``rnnt_dev_clean_512/val_map.txt``, or
 ``val_map_512.txt`` as that script writes it there). Sample k is the file on line k of
 the map and the k-th entry of the filtered manifest: the pairing of NVIDIA's harness
 and of the official ``accuracy_eval.py``, so the map must list as many names as the
-manifest has utterances.
+manifest has utterances. Without a map, sample k is ``RNNT_input_512_<k>``.
 
 Graph choice: the whole model is **one ONNX graph**: encoder, prediction and joint
 networks with the greedy decode in an ONNX ``Loop`` over the frames, so the engine
@@ -38,10 +38,10 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, find_data_map, first_file,
-                                      load_npy, read_log, read_map_names)
-from raybench.errors import DataError
+from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, data_map_candidates,
+                                      first_file, load_npy, read_log, read_map_names)
 from raybench.benchmarks.lang_metrics import word_edits
+from raybench.errors import DataError
 from raybench.results.accuracy import Score
 
 FRAMES = 512
@@ -92,14 +92,17 @@ def read_transcripts(data_dir: Path) -> list[str]:
 
 
 def read_samples(data_dir: Path) -> tuple[list[str], list[str]]:
-    """File names (from the val_map) and normalised transcripts, in sample order.
+    """File names (from the val_map, else ``RNNT_input_512_<i>``) and normalised
+    transcripts, in sample order.
 
     Raises:
         DataError: Missing or malformed manifest or map, or their counts differ.
     """
     transcripts = read_transcripts(data_dir)
-    path = find_data_map(data_dir, str(TENSOR_DIR), "rnnt val_map.txt",
-                         names=("val_map.txt", "val_map_512.txt"))
+    maps = data_map_candidates(data_dir, str(TENSOR_DIR), ("val_map.txt", "val_map_512.txt"))
+    path = next((p for p in maps if p.is_file()), None)
+    if path is None:  # the names convert_rnnt_data.py gives, in manifest order
+        return [f"RNNT_input_{FRAMES}_{i}" for i in range(len(transcripts))], transcripts
     names = read_map_names(path)
     if len(names) != len(transcripts):
         raise DataError(f"{path}: {len(names)} utterances, but {find_manifest(data_dir)} has "
