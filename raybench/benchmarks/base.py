@@ -9,7 +9,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 
@@ -160,14 +160,19 @@ def data_map_candidates(data_dir: Path, dataset: str,
             data_dir.parent / "data_maps" / dataset / "val_map.txt"]
 
 
-def find_data_map(data_dir: Path, dataset: str, what: str,
-                  names: Sequence[str] = ("val_map.txt",)) -> Path:
+def existing_data_map(data_dir: Path, dataset: str,
+                      names: Sequence[str] = ("val_map.txt",)) -> Optional[Path]:
+    """The first of :func:`data_map_candidates` that exists, or None."""
+    return next((p for p in data_map_candidates(data_dir, dataset, names) if p.is_file()), None)
+
+
+def find_data_map(data_dir: Path, dataset: str, what: str) -> Path:
     """Locate a dataset's ``val_map.txt`` (see :func:`data_map_candidates`).
 
     Raises:
         DataError: None of the places holds one (all are named).
     """
-    return first_file(data_map_candidates(data_dir, dataset, names), what)
+    return first_file(data_map_candidates(data_dir, dataset), what)
 
 
 def read_map_names(path: Path) -> list[str]:

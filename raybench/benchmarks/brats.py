@@ -1,4 +1,4 @@
-"""BraTS 2019 helpers for 3d-unet: NIfTI I/O through nibabel and the region DICE metric.
+"""BraTS 2019 helpers for 3d-unet: NIfTI reading through nibabel and the region DICE metric.
 
 The official ``accuracy-brats.py`` (mlcommons/inference v1.0) turns each network output
 back into a label map with nnU-Net's ``save_segmentation_nifti_from_softmax`` and
@@ -9,8 +9,8 @@ both prediction and ground truth scores NaN and is left out of that region's mea
 (``np.nanmean``); the three means are written to ``summary.csv`` with 4 decimals and
 their average is the metric.
 
-NIfTI files are read and written with ``nibabel`` (the ``3d-unet`` extra); arrays are in
-SimpleITK's axis order, (z, y, x), as nnU-Net sees them.
+NIfTI files are read with ``nibabel`` (the ``3d-unet`` extra); arrays are in SimpleITK's
+axis order, (z, y, x), as nnU-Net sees them.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ REGIONS = {
 }
 
 
-def _nibabel():
+def nibabel_module():
     try:
         import nibabel
     except ImportError:
@@ -44,7 +44,7 @@ def read_nifti(path: Path) -> np.ndarray:
     Raises:
         DataError: Missing, truncated or not a NIfTI file.
     """
-    nib = _nibabel()
+    nib = nibabel_module()
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: missing NIfTI file")
@@ -55,30 +55,6 @@ def read_nifti(path: Path) -> np.ndarray:
         raise DataError(f"{path}: unreadable or truncated NIfTI ({type(exc).__name__}: "
                         f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
     return np.ascontiguousarray(array.T)
-
-
-def itk_affine(spacing, origin, direction) -> np.ndarray:
-    """The NIfTI (RAS) affine of an image with ITK's (LPS) spacing, origin and direction."""
-    rotation = np.asarray(direction, np.float64).reshape(3, 3) * np.asarray(spacing, np.float64)
-    affine = np.eye(4)
-    affine[:3, :3] = rotation
-    affine[:3, 3] = origin
-    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
-
-
-def write_nifti(path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0),
-                origin=(0.0, 0.0, 0.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> Path:
-    """Write a (z, y, x) uint8 label volume as a gzipped NIfTI-1 file whose geometry, as
-    SimpleITK reads it, is ``spacing``, ``origin`` and ``direction`` (x, y, z order)."""
-    nib = _nibabel()
-    affine = itk_affine(spacing, origin, direction)
-    image = nib.Nifti1Image(np.ascontiguousarray(np.asarray(array, np.uint8).T), affine)
-    image.header.set_qform(affine, code=1)
-    image.header.set_sform(affine, code=1)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    nib.save(image, str(path))
-    return path
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray) -> float:

@@ -28,7 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import Dataset, data_map_candidates, load_npy, read_log, read_map_names
+from raybench.benchmarks.base import Dataset, existing_data_map, load_npy, read_log, read_map_names
 from raybench.errors import DataError
 from raybench.results.accuracy import Score
 
@@ -96,7 +96,7 @@ def check_val_map(data_dir: Path, images: list[dict]) -> None:
     Raises:
         DataError: The map differs (the first difference is named).
     """
-    path = next((p for p in data_map_candidates(data_dir, "coco") if p.is_file()), None)
+    path = existing_data_map(data_dir, "coco")
     if path is None:
         return
     names = read_map_names(path)

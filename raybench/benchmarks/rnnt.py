@@ -38,7 +38,7 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, data_map_candidates,
+from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, existing_data_map,
                                       first_file, load_npy, read_log, read_map_names)
 from raybench.benchmarks.lang_metrics import word_edits
 from raybench.errors import DataError
@@ -99,8 +99,7 @@ def read_samples(data_dir: Path) -> tuple[list[str], list[str]]:
         DataError: Missing or malformed manifest or map, or their counts differ.
     """
     transcripts = read_transcripts(data_dir)
-    maps = data_map_candidates(data_dir, str(TENSOR_DIR), ("val_map.txt", "val_map_512.txt"))
-    path = next((p for p in maps if p.is_file()), None)
+    path = existing_data_map(data_dir, str(TENSOR_DIR), ("val_map.txt", "val_map_512.txt"))
     if path is None:  # the names convert_rnnt_data.py gives, in manifest order
         return [f"RNNT_input_{FRAMES}_{i}" for i in range(len(transcripts))], transcripts
     names = read_map_names(path)

@@ -33,7 +33,7 @@ import numpy as np
 
 from raybench.benchmarks import brats
 from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, data_map_candidates,
-                                      load_npy, read_map_names)
+                                      existing_data_map, load_npy, read_map_names)
 from raybench.errors import DataError
 from raybench.results.accuracy import Score
 
@@ -65,12 +65,11 @@ def read_cases(data_dir: Path) -> list[str]:
     """
     data_dir = Path(data_dir)
     pkl = data_dir / CASE_LIST
-    maps = data_map_candidates(data_dir, "brats")
-    val_map = next((p for p in maps if p.is_file()), None)
+    val_map = existing_data_map(data_dir, "brats")
     listed = read_map_names(val_map) if val_map else None
     if not pkl.is_file():
         if listed is None:
-            tried = ", ".join(str(p) for p in (pkl, *maps))
+            tried = ", ".join(str(p) for p in (pkl, *data_map_candidates(data_dir, "brats")))
             raise DataError(f"missing BraTS case list: tried {tried}")
         return listed
     cases = _unpickle(pkl, "BraTS case list")

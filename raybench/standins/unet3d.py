@@ -28,6 +28,30 @@ ITK_ORIGIN = (-0.0, -239.0, 0.0)
 ITK_DIRECTION = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)
 
 
+def itk_affine(spacing, origin, direction) -> np.ndarray:
+    """The NIfTI (RAS) affine of an image with ITK's (LPS) spacing, origin and direction."""
+    rotation = np.asarray(direction, np.float64).reshape(3, 3) * np.asarray(spacing, np.float64)
+    affine = np.eye(4)
+    affine[:3, :3] = rotation
+    affine[:3, 3] = origin
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+
+
+def write_nifti(path: Path, array: np.ndarray, spacing=(1.0, 1.0, 1.0),
+                origin=(0.0, 0.0, 0.0), direction=(1, 0, 0, 0, 1, 0, 0, 0, 1)) -> Path:
+    """Write a (z, y, x) uint8 label volume as a gzipped NIfTI-1 file whose geometry, as
+    SimpleITK reads it, is ``spacing``, ``origin`` and ``direction`` (x, y, z order)."""
+    nib = brats.nibabel_module()
+    affine = itk_affine(spacing, origin, direction)
+    image = nib.Nifti1Image(np.ascontiguousarray(np.asarray(array, np.uint8).T), affine)
+    image.header.set_qform(affine, code=1)
+    image.header.set_sform(affine, code=1)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nib.save(image, str(path))
+    return path
+
+
 def synth(root: Path, count: int, seed: int = 0) -> Standin:
     """Cases with nested ellipsoid tumours; a 1x1x1 convolution segments them.
 
@@ -85,7 +109,7 @@ def synth(root: Path, count: int, seed: int = 0) -> Standin:
             pickle.dump([None, properties], f)
         truth = np.zeros(RAW_SHAPE, np.uint8)
         truth[tuple(slice(a, b) for a, b in bbox)] = labels
-        brats.write_nifti(data_dir / LABELS_DIR / f"{case}.nii.gz", truth, ITK_SPACING, ITK_ORIGIN,
+        write_nifti(data_dir / LABELS_DIR / f"{case}.nii.gz", truth, ITK_SPACING, ITK_ORIGIN,
                           ITK_DIRECTION)
     write_map(root, "brats", cases)
     with open(data_dir / CASE_LIST, "wb") as f:

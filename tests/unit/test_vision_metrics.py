@@ -145,7 +145,9 @@ def test_uncrop_segmentation_places_argmax_in_the_raw_grid():
 
 def test_nifti_round_trip_and_bad_files(tmp_path):
     volume = np.random.default_rng(0).integers(0, 4, (3, 5, 7)).astype(np.uint8)
-    path = brats.write_nifti(tmp_path / "case.nii.gz", volume)
+    from raybench.standins.unet3d import write_nifti
+
+    path = write_nifti(tmp_path / "case.nii.gz", volume)
     back = brats.read_nifti(path)
     assert back.shape == (3, 5, 7) and np.array_equal(back, volume)
     with pytest.raises(DataError, match="missing.nii.gz"):
