@@ -22,6 +22,7 @@ no pickled feature cache is read), picks the best span (n-best 20, max answer le
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -131,8 +132,6 @@ class Bert(Benchmark):
             DataError: Missing annotation files, or features that do not match the
                 tokenized arrays.
         """
-        import json
-
         from raybench.benchmarks import squad
         from raybench.benchmarks.lang_metrics import squad_scores
 

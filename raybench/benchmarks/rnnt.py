@@ -162,8 +162,8 @@ class Rnnt(Benchmark):
         """100 - WER (%) as accuracy_eval.py: every entry counts, duplicates included."""
         transcripts = read_transcripts(Path(data_dir))
         log = read_log(entries, len(transcripts), "accuracy_eval.py", duplicates="all")
-        edits, words = word_edits([decode(np.frombuffer(data, np.int64)) for _, data in log.samples],
-                                  [transcripts[idx] for idx, _ in log.samples])
+        hypotheses = [decode(np.frombuffer(data, np.int64)) for _, data in log.samples]
+        edits, words = word_edits(hypotheses, [transcripts[idx] for idx, _ in log.samples])
         if words == 0:
             raise DataError("accuracy log: the logged samples' transcripts hold no words")
         wer = (1.0 * edits) / words
