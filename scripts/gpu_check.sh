@@ -5,7 +5,8 @@
 # Without a CUDA GPU it says so plainly and stops.
 #
 # 1. environment: torch, CUDA, GPU name, tensorrt;
-# 2. the resnet50 stand-in (cached under $RAYBENCH_CACHE) and its TorchScript twin;
+# 2. the resnet50 stand-in (cached under $RAYBENCH_CACHE) and its TorchScript twin (.pt),
+#    passed to the torch engine with --model (it runs .pt models only);
 # 3. raw loop: the engine worker (dataset gather + torch engine, no Ray, no LoadGen) at the
 #    H200x1 Offline and Server batch sizes -> samples/s;
 # 4. `raybench run --engine torch --system H200x1` Offline and Server (PerformanceOnly,
@@ -54,14 +55,15 @@ elif ! "$PY" -c 'import torch, sys; sys.exit(0 if torch.cuda.is_available() else
 fi
 
 say "stand-in and TorchScript twin"
-MODEL=$("$PY" - <<'PY'
-from raybench.standins import cached_standin
-from raybench.engines.torch_export import torchscript_for
+read -r ONNX_MODEL PT_MODEL DATA_DIR < <("$PY" - <<'PY'
+from raybench.standins import cached_standin, torchscript_standin
 s = cached_standin("resnet50")
-print(s.model, torchscript_for(s.model))
+print(s.model, torchscript_standin(s.model), s.data_dir)
 PY
 ) || { echo "stand-in generation failed"; exit 1; }
-echo "$MODEL"
+[ -n "$DATA_DIR" ] || { echo "stand-in generation failed"; exit 1; }
+echo "onnx $ONNX_MODEL  torchscript $PT_MODEL  data $DATA_DIR"
+model_for() { [ "$1" = torch ] && echo "$PT_MODEL" || echo "$ONNX_MODEL"; }
 
 # raw loop: ENGINE SCENARIO -> prints "RAW <engine> <scenario> <batch> <samples/s>"
 raw_loop() {
@@ -70,11 +72,12 @@ import os, sys, time
 from raybench.actors.engine import EngineActor, EngineSpec
 from raybench.config.systems import load_system
 from raybench.engines.base import EngineOptions
-from raybench.standins import cached_standin
+from raybench.standins import cached_standin, torchscript_standin
 engine, scenario, seconds = sys.argv[1], sys.argv[2], float(sys.argv[3])
 h = load_system(sys.argv[4]).harness("resnet50", scenario)
 s = cached_standin("resnet50")
-opts = EngineOptions(model=s.model, batch_size=h.batch_size, precision=h.precision,
+model = torchscript_standin(s.model) if engine == "torch" else s.model
+opts = EngineOptions(model=model, batch_size=h.batch_size, precision=h.precision,
                      copy_streams=h.copy_streams, inference_streams=h.inference_streams,
                      use_graphs=h.use_graphs,
                      device="cpu" if os.environ.get("GPU_CHECK_CPU") == "1" else "cuda")
@@ -109,7 +112,7 @@ import sys
 from pathlib import Path
 from raybench.results.loadgen_log import parse_summary
 s = parse_summary(Path(sys.argv[1]) / "mlperf_log_summary.txt")
-sps = s.fields.get("Completed samples per second") or s.fields.get("Samples per second") or s.metric
+sps = s.metric if s.scenario != "Server" else s.fields.get("result_completed_samples_per_sec")
 p99 = s.percentiles.get("99.00", 0) / 1e6
 print(f"RUN {'VALID' if s.valid else 'INVALID'} {float(sps):.1f} p99={p99:.3f}ms {s.metric_name}={s.metric}"
       + ("" if s.valid else "  (" + ", ".join(s.invalid_reasons) + ")"))
@@ -129,7 +132,7 @@ check_engine() {  # ENGINE
 
   say "$eng: raybench run Offline PerformanceOnly (${DURATION}s, target = raw rate)"
   raybench run --benchmark resnet50 --scenario Offline --mode PerformanceOnly --engine "$eng" \
-    --system $SYSTEM --duration "$DURATION" --target-qps "$raw_off" --output "$WORK/results-$eng" \
+    --system $SYSTEM --model "$(model_for "$eng")" --data-dir "$DATA_DIR" --duration "$DURATION" --target-qps "$raw_off" --output "$WORK/results-$eng" \
     || { echo "$eng Offline run FAILED"; return 1; }
   off=$(summary "$WORK/results-$eng/$SYSTEM/resnet50/Offline/performance/run_1"); echo "$off"
   off_sps=$(echo "$off" | awk '{print $3}')
@@ -137,14 +140,14 @@ check_engine() {  # ENGINE
   srv_qps=$("$PY" -c "print(round($raw_srv * $SERVER_FRACTION))")
   say "$eng: raybench run Server PerformanceOnly (${DURATION}s, target $srv_qps qps)"
   raybench run --benchmark resnet50 --scenario Server --mode PerformanceOnly --engine "$eng" \
-    --system $SYSTEM --duration "$DURATION" --target-qps "$srv_qps" --output "$WORK/results-$eng" \
+    --system $SYSTEM --model "$(model_for "$eng")" --data-dir "$DATA_DIR" --duration "$DURATION" --target-qps "$srv_qps" --output "$WORK/results-$eng" \
     || { echo "$eng Server run FAILED"; return 1; }
   srv=$(summary "$WORK/results-$eng/$SYSTEM/resnet50/Server/performance/run_1"); echo "$srv"
   srv_sps=$(echo "$srv" | awk '{print $3}')
 
   say "$eng: raybench run Offline AccuracyOnly"
   raybench run --benchmark resnet50 --scenario Offline --mode AccuracyOnly --engine "$eng" \
-    --system $SYSTEM --output "$WORK/results-$eng" || echo "$eng accuracy run FAILED"
+    --system $SYSTEM --model "$(model_for "$eng")" --data-dir "$DATA_DIR" --output "$WORK/results-$eng" || echo "$eng accuracy run FAILED"
 
   say "$eng: FIGURES"
   echo "$eng Offline  raw $raw_off samples/s, raybench $off_sps samples/s, ratio $(ratio "$off_sps" "$raw_off")"

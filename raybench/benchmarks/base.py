@@ -1,15 +1,20 @@
-"""The interface every benchmark implements: dataset, model signature, accuracy, stand-in."""
+"""The interface every benchmark implements: dataset, model signature, accuracy.
+
+Also the shared readers: data-map lookup in NVIDIA's tree, ``.npy`` samples, and the
+accuracy log's entries with each official script's handling of duplicates.
+"""
 
 from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Optional, Sequence
 
 import numpy as np
 
 from raybench.errors import DataError
+from raybench.results.accuracy import Score
 
 
 @dataclass(frozen=True)
@@ -24,14 +29,6 @@ class TensorSpec:
         """Human form, e.g. ``input_tensor:0 float32 [N,3,224,224]``."""
         dims = ",".join("N" if d is None else str(d) for d in self.shape)
         return f"{self.name} {self.dtype} [{dims}]"
-
-
-@dataclass(frozen=True)
-class Standin:
-    """Where a generated stand-in put its model and its data directory."""
-
-    model: Path
-    data_dir: Path
 
 
 class Dataset(abc.ABC):
@@ -94,7 +91,7 @@ class Dataset(abc.ABC):
 
 
 class Benchmark(abc.ABC):
-    """One MLPerf benchmark model: signature, data, post-processing, metric, stand-in.
+    """One MLPerf benchmark model: signature, data, post-processing, metric.
 
     The metric's name and FP32 reference value are rules of the round
     (``raybench/rules/<round>.yaml``), not of the implementation.
@@ -104,7 +101,6 @@ class Benchmark(abc.ABC):
     model_filename: ClassVar[str]  # file name of the real model (and of the stand-in)
     inputs: ClassVar[tuple[TensorSpec, ...]]
     outputs: ClassVar[tuple[TensorSpec, ...]]
-    standin_count: ClassVar[int] = 64  # samples in the default stand-in
 
     @abc.abstractmethod
     def open_dataset(self, data_dir: Path) -> Dataset:
@@ -125,76 +121,133 @@ class Benchmark(abc.ABC):
         """The accuracy-log payload of every sample of a batch, in batch order."""
 
     @abc.abstractmethod
-    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
-        """The benchmark's metric from parsed ``mlperf_log_accuracy.json`` entries.
+    def accuracy(self, entries: list[dict], data_dir: Path) -> Score:
+        """The benchmark's metric from parsed ``mlperf_log_accuracy.json`` entries, as
+        the official v1.0 accuracy script computes it (its result line included).
 
         Args:
             entries: ``{"seq_id", "qsl_idx", "data"}`` dicts as LoadGen wrote them.
             data_dir: The dataset, for labels or annotations.
+
+        Raises:
+            DataError: Missing annotations, or a log the official script cannot score.
         """
 
-    @abc.abstractmethod
-    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
-        """Write a stand-in dataset in the real layout and an ONNX model with the real
-        signature under ``out``; deterministic for a given ``count`` and ``seed``."""
 
-
-def first_file(candidates: list[Path], what: str) -> Path:
+def first_file(candidates: Sequence[Path], what: str) -> Path:
     """The first existing file of ``candidates``.
 
     Raises:
-        DataError: None exists (the message names the first candidate and ``what``).
+        DataError: None exists (the message names ``what`` and every path tried).
     """
     for path in candidates:
         if path.is_file():
             return path
-    raise DataError(f"{candidates[0]}: missing {what}")
+    raise DataError(f"missing {what}: tried {', '.join(str(p) for p in candidates)}")
 
 
-def logged_samples(entries: list[dict], count: int,
-                   allow_empty: bool = False) -> Iterator[tuple[int, bytes]]:
-    """Each sample's payload in an accuracy log, as ``(qsl_idx, bytes)`` in log order.
+def data_map_candidates(data_dir: Path, dataset: str,
+                        names: Sequence[str] = ("val_map.txt",)) -> list[Path]:
+    """Where a dataset's ``val_map.txt`` may be, in the order looked at.
 
-    LoadGen may log a sample more than once; as in the official scripts, the first
-    entry wins.
+    Beside the data (``<data_dir>/<dataset>/``, any of ``names``), then NVIDIA's
+    ``data_maps/<dataset>/`` at the code root (``<data_dir>/../../`` for ``--data-dir
+    build/preprocessed_data``), then ``data_maps`` beside the data directory.
+    """
+    data_dir = Path(data_dir)
+    return [*(data_dir / dataset / name for name in names),
+            data_dir.parent.parent / "data_maps" / dataset / "val_map.txt",
+            data_dir.parent / "data_maps" / dataset / "val_map.txt"]
+
+
+def existing_data_map(data_dir: Path, dataset: str,
+                      names: Sequence[str] = ("val_map.txt",)) -> Optional[Path]:
+    """The first of :func:`data_map_candidates` that exists, or None."""
+    return next((p for p in data_map_candidates(data_dir, dataset, names) if p.is_file()), None)
+
+
+def find_data_map(data_dir: Path, dataset: str, what: str) -> Path:
+    """Locate a dataset's ``val_map.txt`` (see :func:`data_map_candidates`).
+
+    Raises:
+        DataError: None of the places holds one (all are named).
+    """
+    return first_file(data_map_candidates(data_dir, dataset), what)
+
+
+def read_map_names(path: Path) -> list[str]:
+    """The first column of every non-empty line of a data map.
+
+    Raises:
+        DataError: The map lists nothing.
+    """
+    names = [line.split()[0] for line in Path(path).read_text().splitlines() if line.strip()]
+    if not names:
+        raise DataError(f"{path}: no samples listed")
+    return names
+
+
+@dataclass
+class LoggedSamples:
+    """The payloads an official accuracy script scores, and how the log was read."""
+
+    samples: list[tuple[int, bytes]]  # (qsl_idx, payload) in the order scored
+    notes: tuple[str, ...]
+
+
+# duplicate entries of a sample -> what the official script does with them
+_DUPLICATES = {
+    "first": "the first entry counts",
+    "last": "the last entry counts",
+    "all": "every entry counts",
+}
+
+
+def read_log(entries: list[dict], count: int, script: str, duplicates: str = "first",
+             allow_empty: bool = False) -> LoggedSamples:
+    """The payloads of an accuracy log as the official ``script`` takes them.
+
+    LoadGen may log a sample more than once, and a log may hold only some samples
+    (compliance runs). ``duplicates`` says which entries of a repeated sample the
+    script scores: ``first`` (most scripts), ``last`` (accuracy-squad.py keeps the
+    last in a dict) or ``all`` (accuracy_eval.py scores every entry). The notes say so,
+    for accuracy.txt.
 
     Args:
         entries: Parsed ``mlperf_log_accuracy.json``.
         count: Samples in the dataset.
+        script: The official script's name, for the notes.
+        duplicates: ``first``, ``last`` or ``all``.
         allow_empty: Accept a log without samples.
 
     Raises:
-        DataError: An index outside ``0..count-1``, or no sample at all (unless allowed).
+        DataError: An index outside ``0..count-1``, malformed hex, or no sample at all
+            (unless allowed).
     """
-    seen: set[int] = set()
+    samples: list[tuple[int, bytes]] = []
+    position: dict[int, int] = {}
     for entry in entries:
-        idx = int(entry["qsl_idx"])
-        if idx in seen:
-            continue
-        seen.add(idx)
+        try:
+            idx = int(entry["qsl_idx"])
+            payload = bytes.fromhex(entry["data"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise DataError(f"accuracy log: malformed entry {str(entry)[:80]} ({exc})") from None
         if not 0 <= idx < count:
             raise DataError(f"accuracy log: qsl_idx {idx} outside the {count} samples")
-        yield idx, bytes.fromhex(entry["data"])
-    if not seen and not allow_empty:
+        if idx not in position or duplicates == "all":
+            position[idx] = len(samples)
+            samples.append((idx, payload))
+        elif duplicates == "last":
+            samples[position[idx]] = (idx, payload)
+    if not samples and not allow_empty:
         raise DataError("accuracy log holds no samples")
-
-
-def find_data_map(data_dir: Path, dataset: str, what: str) -> Path:
-    """Locate ``val_map.txt`` of a preprocessed-data directory.
-
-    It sits in ``<data_dir>/<dataset>/`` or, as in NVIDIA's harness, in
-    ``<data_dir>/../data_maps/<dataset>/``.
-
-    Args:
-        data_dir: The preprocessed-data directory.
-        dataset: Dataset folder name, e.g. ``imagenet``.
-        what: What the file is, for the error message.
-
-    Raises:
-        DataError: Neither location holds one.
-    """
-    return first_file([data_dir / dataset / "val_map.txt",
-                       data_dir.parent / "data_maps" / dataset / "val_map.txt"], what)
+    notes = [f"accuracy log: {len(entries)} entries for {len(position)} of {count} samples"]
+    repeated = len(entries) - len(position)
+    if repeated:
+        notes.append(f"{repeated} duplicate entries: {_DUPLICATES[duplicates]}, as {script} does")
+    if len(position) < count:
+        notes.append(f"{count - len(position)} samples not logged: scored as {script} scores them")
+    return LoggedSamples(samples, tuple(notes))
 
 
 def check_array(path: Path, array: np.ndarray, dtype: str, shape: tuple) -> np.ndarray:

@@ -1,24 +1,25 @@
-"""BraTS 2019 helpers for 3d-unet: minimal NIfTI-1 I/O and the region DICE metric.
+"""BraTS 2019 helpers for 3d-unet: NIfTI reading through nibabel and the region DICE metric.
 
-The official ``accuracy-brats.py`` (mlcommons/inference v1.0) turns each float16
-softmax back into a label map with nnU-Net's ``save_segmentation_nifti_from_softmax``
-and scores it with nnU-Net's ``evaluate_regions`` against ``labelsTr`` (labels already
+The official ``accuracy-brats.py`` (mlcommons/inference v1.0) turns each network output
+back into a label map with nnU-Net's ``save_segmentation_nifti_from_softmax`` and
+scores it with nnU-Net's ``evaluate_regions`` against ``labelsTr`` (labels already
 converted to 0 background, 1 edema, 2 non-enhancing, 3 enhancing). The regions are
 whole tumour (1,2,3), tumour core (2,3) and enhancing tumour (3). A region empty in
 both prediction and ground truth scores NaN and is left out of that region's mean
 (``np.nanmean``); the three means are written to ``summary.csv`` with 4 decimals and
 their average is the metric.
+
+NIfTI files are read with ``nibabel`` (the ``3d-unet`` extra); arrays are in SimpleITK's
+axis order, (z, y, x), as nnU-Net sees them.
 """
 
 from __future__ import annotations
 
-import gzip
-import struct
 from pathlib import Path
 
 import numpy as np
 
-from raybench.errors import DataError
+from raybench.errors import ConfigError, DataError
 
 REGIONS = {
     "whole tumor": (1, 2, 3),
@@ -26,67 +27,34 @@ REGIONS = {
     "enhancing tumor": (3,),
 }
 
-_NIFTI_TYPES = {
-    2: np.uint8, 4: np.int16, 8: np.int32, 16: np.float32, 64: np.float64,
-    256: np.int8, 512: np.uint16, 768: np.uint32, 1024: np.int64, 1280: np.uint64,
-}
+
+def nibabel_module():
+    try:
+        import nibabel
+    except ImportError:
+        raise ConfigError("3d-unet needs nibabel to read NIfTI files: pip install "
+                          "'raybench[3d-unet]' (or pip install nibabel)") from None
+    return nibabel
 
 
 def read_nifti(path: Path) -> np.ndarray:
-    """Read a NIfTI-1 image (``.nii`` or ``.nii.gz``) as SimpleITK's GetArrayFromImage
-    would: the axes reversed, i.e. (z, y, x) for a 3-D volume.
+    """A NIfTI image (``.nii`` or ``.nii.gz``) as SimpleITK's GetArrayFromImage gives it:
+    the axes reversed, i.e. (z, y, x) for a 3-D volume.
 
     Raises:
-        DataError: Missing, truncated or not a NIfTI-1 single-file image.
+        DataError: Missing, truncated or not a NIfTI file.
     """
+    nib = nibabel_module()
     path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: missing NIfTI file")
     try:
-        raw = gzip.open(path).read() if path.name.endswith(".gz") else path.read_bytes()
-    except FileNotFoundError:
-        raise DataError(f"{path}: missing NIfTI file") from None
-    except (OSError, EOFError) as exc:
-        raise DataError(f"{path}: unreadable or truncated NIfTI ({exc})") from None
-    if len(raw) < 348:
-        raise DataError(f"{path}: truncated NIfTI header")
-    for endian in "<>":
-        if struct.unpack(endian + "i", raw[:4])[0] == 348:
-            break
-    else:
-        raise DataError(f"{path}: not a NIfTI-1 file")
-    dims = struct.unpack(endian + "8h", raw[40:56])
-    datatype = struct.unpack(endian + "h", raw[70:72])[0]
-    vox_offset = int(struct.unpack(endian + "f", raw[108:112])[0])
-    slope, inter = struct.unpack(endian + "2f", raw[112:120])
-    if datatype not in _NIFTI_TYPES or not 1 <= dims[0] <= 7:
-        raise DataError(f"{path}: unsupported NIfTI datatype {datatype} or rank {dims[0]}")
-    shape = tuple(reversed(dims[1:dims[0] + 1]))
-    dtype = np.dtype(_NIFTI_TYPES[datatype]).newbyteorder(endian)
-    size = int(np.prod(shape)) * dtype.itemsize
-    if len(raw) < vox_offset + size:
-        raise DataError(f"{path}: truncated NIfTI data")
-    array = np.frombuffer(raw, dtype, count=int(np.prod(shape)), offset=vox_offset)
-    array = array.reshape(shape).astype(dtype.newbyteorder("="))
-    if slope not in (0.0, 1.0) or inter != 0.0:
-        array = array * slope + inter
-    return array
-
-
-def write_nifti(path: Path, array: np.ndarray) -> Path:
-    """Write a (z, y, x) uint8 label volume as a gzipped NIfTI-1 file, 1 mm voxels."""
-    array = np.ascontiguousarray(array, np.uint8)
-    header = bytearray(352)
-    struct.pack_into("<i", header, 0, 348)
-    dims = [array.ndim, *reversed(array.shape)] + [1] * (7 - array.ndim)
-    struct.pack_into("<8h", header, 40, *dims)
-    struct.pack_into("<2h", header, 70, 2, 8)  # datatype uint8, bitpix
-    struct.pack_into("<8f", header, 76, 1.0, *([1.0] * 7))  # pixdim
-    struct.pack_into("<3f", header, 108, 352.0, 1.0, 0.0)  # vox_offset, scl_slope, inter
-    header[344:348] = b"n+1\0"
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        f.write(bytes(header) + array.tobytes())
-    return path
+        image = nib.load(str(path))
+        array = np.asanyarray(image.dataobj)
+    except Exception as exc:  # nibabel, gzip and zlib raise many types
+        raise DataError(f"{path}: unreadable or truncated NIfTI ({type(exc).__name__}: "
+                        f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    return np.ascontiguousarray(array.T)
 
 
 def dice(prediction: np.ndarray, truth: np.ndarray) -> float:
@@ -118,21 +86,21 @@ def mean_dice(per_case: list[list[float]]) -> tuple[float, list[float]]:
     return sum(regions) / len(regions), regions
 
 
-def uncrop_segmentation(softmax: np.ndarray, properties: dict,
+def uncrop_segmentation(scores: np.ndarray, properties: dict,
                         padded_shape: tuple = (224, 224, 160)) -> np.ndarray:
-    """Label map in the raw image's (z, y, x) grid from one padded softmax, as
+    """Label map in the raw image's (z, y, x) grid from one padded network output, as
     accuracy-brats.py's load_loadgen_log + save_segmentation_nifti_from_softmax do
     (no resampling: BraTS is preprocessed at its own 1 mm spacing).
 
     Args:
-        softmax: [4, *padded_shape] class scores.
+        scores: [4, *padded_shape] class scores (logits or softmax: the arg max counts).
         properties: nnU-Net case properties (size_after_cropping, crop_bbox,
             original_size_of_raw_data).
         padded_shape: The padded volume shape.
     """
     raw_shape = [int(s) for s in properties["size_after_cropping"]]
     before = [(p - r) // 2 for p, r in zip(padded_shape, raw_shape)]
-    cropped = softmax[:, before[0]:before[0] + raw_shape[0], before[1]:before[1] + raw_shape[1],
+    cropped = scores[:, before[0]:before[0] + raw_shape[0], before[1]:before[1] + raw_shape[1],
                       before[2]:before[2] + raw_shape[2]]
     labels = cropped.argmax(0)
     full_shape = tuple(int(s) for s in properties["original_size_of_raw_data"])

@@ -1,6 +1,6 @@
 """DLRM on Criteo Terabyte (day 23), NVIDIA's preprocessed layout (dlrm-99, dlrm-99.9).
 
-Layout under ``--data-dir`` (NVIDIA's ``preprocessed_data``)::
+Layout under ``--data-dir build/preprocessed_data`` (NVIDIA's tree)::
 
     criteo/full_recalib/numeric_fp32.npy       float32 [P,13]  log(x+1) dense features
       or numeric_fp16.npy                      float16 [P,13]
@@ -8,7 +8,9 @@ Layout under ``--data-dir`` (NVIDIA's ``preprocessed_data``)::
     criteo/full_recalib/categorical_int32.npy  int32 [P,26]    embedding rows (mod 40M)
     criteo/full_recalib/sample_partition.npy   int32/int64 [N+1] pair offsets: sample i is
                                                pairs partition[i]:partition[i+1]
-    criteo/full_recalib/ground_truth.npy       int32 [P]       click labels (also criteo/)
+    criteo/full_recalib/ground_truth.npy       int32 [P]       click labels (also criteo/, or
+                                               full_recalib/build/criteo/ where NVIDIA's
+                                               convert_dlrm_data.py writes it)
 
 One LoadGen sample is one user: a variable number of user-item pairs. The numeric file
 is chosen in the order fp32, fp16, int8_chw4 (dequantised). A partition of N entries
@@ -20,9 +22,10 @@ Model signature (the reference's ``tb00_40M.onnx`` export): ``dense_x`` float32 
 number of pairs of all samples in the batch, concatenated in batch order.
 
 The accuracy log holds, per sample, float32 (prediction, label) pairs interleaved, one
-per user-item pair, as the reference DLRM harness writes them; :meth:`Dlrm.accuracy`
-takes the predictions from the log and the labels from ``ground_truth.npy`` and returns
-the ROC AUC over all pairs in percent.
+per user-item pair, as the reference DLRM harness writes them and the official
+``accuracy-dlrm.py`` reads them by default; :meth:`Dlrm.accuracy` scores the log's pairs
+as that script does (ROC AUC over all pairs in percent) after checking the logged labels
+against ``ground_truth.npy``.
 """
 
 from __future__ import annotations
@@ -32,9 +35,10 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, check_array,
-                                      logged_samples)
+from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, check_array, first_file,
+                                      read_log)
 from raybench.errors import DataError
+from raybench.results.accuracy import Score
 
 TENSOR_DIR = Path("criteo/full_recalib")
 NUM_DENSE = 13
@@ -65,13 +69,12 @@ def find_labels(data_dir: Path) -> Path:
     """Locate ground_truth.npy.
 
     Raises:
-        DataError: Neither known location holds one.
+        DataError: None of the known places holds one (all are named).
     """
-    candidates = [data_dir / TENSOR_DIR / "ground_truth.npy", data_dir / "criteo" / "ground_truth.npy"]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(f"{candidates[0]}: missing DLRM labels (ground_truth.npy)")
+    return first_file([data_dir / TENSOR_DIR / "ground_truth.npy",
+                       data_dir / "criteo" / "ground_truth.npy",
+                       data_dir / TENSOR_DIR / "build" / "criteo" / "ground_truth.npy"],
+                      "DLRM labels (ground_truth.npy)")
 
 
 def read_partition(path: Path, pairs: int) -> np.ndarray:
@@ -163,7 +166,6 @@ class Dlrm(Benchmark):
         TensorSpec("indices", "int64", (NUM_TABLES, None)),
     )
     outputs = (TensorSpec("pred", "float32", (None, 1)),)
-    standin_count = 64
 
     def open_dataset(self, data_dir: Path) -> CriteoDataset:
         return CriteoDataset(Path(data_dir))
@@ -184,92 +186,39 @@ class Dlrm(Benchmark):
             at += n
         return result
 
-    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
+    def accuracy(self, entries: list[dict], data_dir: Path) -> Score:
+        """ROC AUC (%) over the logged (prediction, label) pairs, as accuracy-dlrm.py: the
+        first entry of a sample counts, only logged samples are scored.
+
+        Raises:
+            DataError: Missing labels, a sample whose pair count or labels differ from
+                the dataset's, or only one class among the logged pairs.
+        """
         from raybench.benchmarks.lang_metrics import roc_auc
 
         data_dir = Path(data_dir)
         labels_path = find_labels(data_dir)
         labels = _open_npy(labels_path).reshape(-1)
         partition = read_partition(data_dir / TENSOR_DIR / "sample_partition.npy", labels.size)
-        scores, truth = [], []
-        for idx, payload in logged_samples(entries, partition.size - 1):
+        log = read_log(entries, partition.size - 1, "accuracy-dlrm.py")
+        pairs = []
+        for idx, payload in log.samples:
             data = np.frombuffer(payload, np.float32).reshape(-1, 2)
             lo, hi = partition[idx], partition[idx + 1]
             if data.shape[0] != hi - lo:
                 raise DataError(f"accuracy log: sample {idx} has {data.shape[0]} predictions, "
                                 f"{labels_path} has {hi - lo} pairs")
-            scores.append(data[:, 0])
-            truth.append(np.asarray(labels[lo:hi]))
+            if not np.array_equal(data[:, 1], np.asarray(labels[lo:hi], np.float32)):
+                raise DataError(f"accuracy log: sample {idx} logs labels that differ from "
+                                f"{labels_path}")
+            pairs.append(data)
+        data = np.concatenate(pairs)
         try:
-            return 100.0 * roc_auc(np.concatenate(truth), np.concatenate(scores))
+            auc = roc_auc(data[:, 1], data[:, 0])
         except ValueError as exc:
             raise DataError(f"accuracy log: {exc}") from None
-
-    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
-        """Users with 1-12 pairs each; a linear model over dense and embedded features.
-
-        The model is ``sigmoid(dense_x @ w + sum_t table[t, indices[t]])`` with small
-        tables (categorical values below 64). Labels are 1 where the fp32 ONNX Runtime
-        score of a pair exceeds the median score, so a run that keeps every pair with
-        its sample scores AUC = 100.
-        """
-        from onnx import helper, numpy_helper
-
-        from raybench.benchmarks.onnx_util import save_model, value_info
-
-        rows = 64
-        rng = np.random.default_rng(seed)
-        out = Path(out)
-        counts = rng.integers(1, 13, count)
-        partition = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-        pairs = int(partition[-1])
-        dense = np.log1p(rng.exponential(20.0, (pairs, NUM_DENSE)))
-        numeric = np.zeros((pairs, 16), np.int8)
-        numeric[:, :NUM_DENSE] = np.clip(np.rint(dense / INT8_SCALE), -128, 127)
-        categorical = rng.integers(0, rows, (pairs, NUM_TABLES)).astype(np.int32)
-
-        weights = rng.normal(0, 0.3, (NUM_DENSE, 1)).astype(np.float32)
-        table = rng.normal(0, 0.5, NUM_TABLES * rows).astype(np.float32)
-        base = (np.arange(NUM_TABLES, dtype=np.int64) * rows).reshape(NUM_TABLES, 1)
-        nodes = [
-            helper.make_node("Add", ["indices", "table_base"], ["flat_idx"]),
-            helper.make_node("Gather", ["table", "flat_idx"], ["emb"]),
-            helper.make_node("ReduceSum", ["emb", "axis0"], ["emb_sum"], keepdims=0),
-            helper.make_node("Unsqueeze", ["emb_sum", "axis1"], ["emb_col"]),
-            helper.make_node("MatMul", ["dense_x", "weights"], ["dense_col"]),
-            helper.make_node("Add", ["dense_col", "emb_col"], ["logit"]),
-            helper.make_node("Sigmoid", ["logit"], ["pred"]),
-        ]
-        graph = helper.make_graph(
-            nodes, "dlrm_standin",
-            [value_info(s, batch="B") for s in self.inputs],
-            [value_info(s, batch="B") for s in self.outputs],
-            initializer=[
-                numpy_helper.from_array(base, "table_base"),
-                numpy_helper.from_array(table, "table"),
-                numpy_helper.from_array(weights, "weights"),
-                numpy_helper.from_array(np.array([0], np.int64), "axis0"),
-                numpy_helper.from_array(np.array([1], np.int64), "axis1"),
-            ],
-        )
-        model = save_model(graph, out / self.model_filename)
-
-        data_dir = out / "preprocessed_data"
-        root = data_dir / TENSOR_DIR
-        root.mkdir(parents=True, exist_ok=True)
-        np.save(root / "numeric_int8_chw4.npy", numeric)
-        np.save(root / "categorical_int32.npy", categorical)
-        np.save(root / "sample_partition.npy", partition)
-        dataset = CriteoDataset(data_dir)
-        scores = _reference_scores(model, dataset.feeds(range(count)))
-        labels = (scores > np.median(scores)).astype(np.int32)
-        np.save(root / "ground_truth.npy", labels)
-        return Standin(model=model, data_dir=data_dir)
-
-
-def _reference_scores(model: Path, feeds: dict[str, np.ndarray]) -> np.ndarray:
-    """The fp32 ONNX Runtime scores of all pairs."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    return session.run(["pred"], feeds)[0].reshape(-1)
+        good = int(np.count_nonzero(np.round(data[:, 0]) == data[:, 1]))
+        total = data.shape[0]
+        official = "AUC={:.3f}%, accuracy={:.3f}%, good={}, total={}, queries={}".format(
+            100. * auc, 100. * good / total, good, total, len(log.samples))
+        return Score(100.0 * auc, official, log.notes)

@@ -129,6 +129,24 @@ def edit_distance(reference: Sequence, hypothesis: Sequence) -> int:
     return previous[-1]
 
 
+def word_edits(hypotheses: Iterable[str], references: Iterable[str]) -> tuple[int, int]:
+    """Total word edits and total reference words of a corpus (the two sums of the
+    reference's ``word_error_rate``).
+
+    Raises:
+        ValueError: The lists differ in length.
+    """
+    hypotheses, references = list(hypotheses), list(references)
+    if len(hypotheses) != len(references):
+        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
+    edits = words = 0
+    for hyp, ref in zip(hypotheses, references):
+        ref_words = ref.split()
+        edits += edit_distance(ref_words, hyp.split())
+        words += len(ref_words)
+    return edits, words
+
+
 def word_error_rate(hypotheses: Iterable[str], references: Iterable[str]) -> float:
     """Corpus WER in percent: total word edits over total reference words.
 
@@ -139,14 +157,7 @@ def word_error_rate(hypotheses: Iterable[str], references: Iterable[str]) -> flo
     Raises:
         ValueError: The lists differ in length or the references hold no words.
     """
-    hypotheses, references = list(hypotheses), list(references)
-    if len(hypotheses) != len(references):
-        raise ValueError(f"{len(hypotheses)} hypotheses but {len(references)} references")
-    edits = words = 0
-    for hyp, ref in zip(hypotheses, references):
-        ref_words = ref.split()
-        edits += edit_distance(ref_words, hyp.split())
-        words += len(ref_words)
+    edits, words = word_edits(hypotheses, references)
     if words == 0:
         raise ValueError("references hold no words")
     return 100.0 * edits / words

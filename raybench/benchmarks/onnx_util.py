@@ -1,4 +1,4 @@
-"""Small helpers for writing stand-in ONNX models and checking real ones."""
+"""Checking a real ONNX model's inputs against a benchmark's signature."""
 
 from __future__ import annotations
 
@@ -9,30 +9,6 @@ import numpy as np
 
 from raybench.benchmarks.base import TensorSpec
 from raybench.errors import ModelError
-
-OPSET = 17
-
-
-def save_model(graph, path: Path) -> Path:
-    """Write an ONNX graph as a model with a fixed opset (IR version ORT accepts)."""
-    import onnx
-    from onnx import helper
-
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    onnx.save(model, str(path))
-    return path
-
-
-def value_info(spec: TensorSpec, batch: str = "N"):
-    """An ONNX value_info for a TensorSpec, the None dims named ``batch``."""
-    from onnx import helper
-
-    elem = helper.np_dtype_to_tensor_dtype(np.dtype(spec.dtype))
-    dims = [batch if d is None else d for d in spec.shape]
-    return helper.make_tensor_value_info(spec.name, elem, dims)
 
 
 def check_signature(path: Path, inputs: Sequence[TensorSpec], benchmark: str) -> None:

@@ -1,14 +1,15 @@
 """ResNet50-v1.5 on ImageNet 2012 validation, NVIDIA's int8 linear preprocessed layout.
 
-Layout under ``--data-dir`` (NVIDIA's ``preprocessed_data``)::
+NVIDIA's tree (``--data-dir build/preprocessed_data``)::
 
-    imagenet/ResNet50/int8_linear/<image stem>.npy   int8 [3,224,224] per image
-    imagenet/val_map.txt                             "<image file> <label>" per line
+    build/preprocessed_data/imagenet/ResNet50/int8_linear/<name>.npy   int8 [3,224,224]
+    data_maps/imagenet/val_map.txt             "<name>\t<label>", e.g. ILSVRC2012_val_00000001.JPEG
 
-``val_map.txt`` may also sit in NVIDIA's ``../data_maps/imagenet/``. Its line order is
-the sample order. The 1001-class model's ArgMax is label + 1; the accuracy log stores
-the 0-based label as float32, which is what the official ``accuracy-imagenet.py``
-reads with its default ``--dtype float32``.
+``<name>`` is the map's whole first column (``ILSVRC2012_val_00000001.JPEG.npy``, as
+NVIDIA's ImagePreprocessor names its output). The map may also sit beside the data
+(``imagenet/val_map.txt``); its line order is the sample order. The 1001-class model's
+ArgMax is label + 1; the accuracy log stores the 0-based label as float32, which is
+what the official ``accuracy-imagenet.py`` reads with its default ``--dtype float32``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, find_data_map,
-                                      load_npy, logged_samples)
+from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, find_data_map, load_npy,
+                                      read_log)
 from raybench.errors import DataError
+from raybench.results.accuracy import Score
 
 SAMPLE_SHAPE = (3, 224, 224)
 TENSOR_DIR = Path("imagenet/ResNet50/int8_linear")
@@ -66,7 +68,7 @@ class ImageNetDataset(Dataset):
 
     def path(self, index: int) -> Path:
         """The .npy file of sample ``index``."""
-        return self.root / (Path(self.names[index]).stem + ".npy")
+        return self.root / f"{self.names[index]}.npy"
 
     def read(self, index: int) -> np.ndarray:
         return load_npy(self.path(index), "int8", SAMPLE_SHAPE)
@@ -85,7 +87,6 @@ class ResNet50(Benchmark):
         TensorSpec("ArgMax:0", "int64", (None,)),
         TensorSpec("softmax_tensor:0", "float32", (None, 1001)),
     )
-    standin_count = 1024
 
     def open_dataset(self, data_dir: Path) -> ImageNetDataset:
         return ImageNetDataset(Path(data_dir))
@@ -94,73 +95,17 @@ class ResNet50(Benchmark):
         labels = (np.asarray(outputs["ArgMax:0"]).reshape(-1) - 1).astype(np.float32)
         return [label.tobytes() for label in labels]
 
-    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
+    def accuracy(self, entries: list[dict], data_dir: Path) -> Score:
+        """Top-1 (%) as accuracy-imagenet.py: the first entry of a sample counts, the
+        samples logged are the total."""
         _, labels = read_val_map(find_val_map(Path(data_dir)))
-        hits = [int(np.frombuffer(data, np.float32)[0]) == labels[idx]
-                for idx, data in logged_samples(entries, len(labels))]
-        return 100.0 * sum(hits) / len(hits)
-
-    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
-        """Images with low-frequency structure plus noise; a pooled linear classifier.
-
-        The model averages 28x28 blocks, applies a fixed linear layer to the 192
-        pooled values and returns ArgMax and softmax under the real output names.
-        Labels are the top-1 of an fp32 reference pass of that model (ArgMax - 1).
-        """
-        from onnx import helper, numpy_helper
-
-        from raybench.benchmarks.onnx_util import save_model, value_info
-
-        rng = np.random.default_rng(seed)
-        out = Path(out)
-        weights = rng.normal(0, 1, (192, 1001)).astype(np.float32)
-        bias = rng.normal(0, 1, (1001,)).astype(np.float32)
-        nodes = [
-            helper.make_node("AveragePool", ["input_tensor:0"], ["pooled"],
-                             kernel_shape=[28, 28], strides=[28, 28]),
-            helper.make_node("Reshape", ["pooled", "flat_shape"], ["flat"]),
-            helper.make_node("MatMul", ["flat", "weights"], ["mm"]),
-            helper.make_node("Add", ["mm", "bias"], ["logits"]),
-            helper.make_node("Softmax", ["logits"], ["softmax_tensor:0"], axis=1),
-            helper.make_node("ArgMax", ["logits"], ["ArgMax:0"], axis=1, keepdims=0),
-        ]
-        graph = helper.make_graph(
-            nodes, "resnet50_standin",
-            [value_info(self.inputs[0])],
-            [value_info(o) for o in self.outputs],
-            initializer=[
-                numpy_helper.from_array(np.array([-1, 192], np.int64), "flat_shape"),
-                numpy_helper.from_array(weights, "weights"),
-                numpy_helper.from_array(bias, "bias"),
-            ],
-        )
-        model = save_model(graph, out / self.model_filename)
-
-        data_dir = out / "preprocessed_data"
-        tensors = data_dir / TENSOR_DIR
-        tensors.mkdir(parents=True, exist_ok=True)
-        images = np.empty((count, *SAMPLE_SHAPE), np.int8)
-        for i in range(count):
-            coarse = rng.normal(0, 40, (3, 8, 8)).repeat(28, 1).repeat(28, 2)
-            noise = rng.normal(0, 20, SAMPLE_SHAPE)
-            images[i] = np.clip(np.rint(coarse + noise), -128, 127).astype(np.int8)
-        labels = _reference_labels(model, images)
-        names = [f"STANDIN_val_{i:08d}.JPEG" for i in range(count)]
-        for name, image in zip(names, images):
-            np.save(tensors / (Path(name).stem + ".npy"), image)
-        (data_dir / "imagenet" / "val_map.txt").write_text(
-            "".join(f"{n} {int(l)}\n" for n, l in zip(names, labels))
-        )
-        return Standin(model=model, data_dir=data_dir)
-
-
-def _reference_labels(model: Path, images: np.ndarray) -> np.ndarray:
-    """0-based labels: the fp32 ONNX Runtime pass's ArgMax minus one, one image at a time."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    labels = np.empty(len(images), np.int64)
-    for start in range(0, len(images), 256):
-        batch = images[start:start + 256].astype(np.float32)
-        labels[start:start + len(batch)] = session.run(["ArgMax:0"], {"input_tensor:0": batch})[0] - 1
-    return labels
+        log = read_log(entries, len(labels), "accuracy-imagenet.py")
+        good = 0
+        for idx, data in log.samples:
+            found = np.frombuffer(data[:4], np.float32)
+            if found.size != 1 or not np.isfinite(found[0]):
+                raise DataError(f"accuracy log: sample {idx} holds no float32 label")
+            good += int(found[0]) == labels[idx]
+        total = len(log.samples)
+        official = "accuracy={:.3f}%, good={}, total={}".format(100. * good / total, good, total)
+        return Score(100.0 * good / total, official, log.notes)

@@ -1,16 +1,21 @@
 """RNN-T on LibriSpeech dev-clean, NVIDIA's preprocessed layout (rnnt).
 
-Layout under ``--data-dir`` (NVIDIA's ``preprocessed_data``)::
+NVIDIA's tree (``--data-dir build/preprocessed_data``)::
 
-    rnnt_dev_clean_512/fp16/<utterance>.npy    float16 [512,240] stacked log-mel frames,
-                                               zero-padded to 512
-    rnnt_dev_clean_512/int32/<utterance>.npy   int32 [1] valid frame count
-    LibriSpeech/dev-clean-wav.json             the reference's manifest (transcripts)
+    build/preprocessed_data/rnnt_dev_clean_512/fp16/RNNT_input_512_<i>.npy
+                        float16 [512,240] stacked log-mel frames, zero-padded to 512
+    build/preprocessed_data/rnnt_dev_clean_512/int32/RNNT_input_512_<i>.npy
+                        int32 [1] valid frame count
+    build/preprocessed_data/LibriSpeech/dev-clean-wav.json   the reference's manifest
+    data_maps/rnnt_dev_clean_512/val_map.txt                 RNNT_input_512_0, _1, ...
 
-Samples are the manifest's entries with ``original_duration`` <= 15 s, in manifest order
-(2513 for dev-clean), the utterance being the stem of the entry's last ``fname``. If
-``data_maps/rnnt_dev_clean_512/val_map.txt`` exists beside the data directory (or
-``rnnt_dev_clean_512/val_map.txt`` inside it), its lines give the order instead.
+``<i>`` is the position in the manifest filtered to ``original_duration`` <= 15 s (2,513
+utterances of dev-clean), as NVIDIA's ``convert_rnnt_data.py`` numbers its output. The
+map may also sit beside the data (``rnnt_dev_clean_512/val_map.txt``, or
+``val_map_512.txt`` as that script writes it there). Sample k is the file on line k of
+the map and the k-th entry of the filtered manifest: the pairing of NVIDIA's harness
+and of the official ``accuracy_eval.py``, so the map must list as many names as the
+manifest has utterances. Without a map, sample k is ``RNNT_input_512_<k>``.
 
 Graph choice: the whole model is **one ONNX graph**: encoder, prediction and joint
 networks with the greedy decode in an ONNX ``Loop`` over the frames, so the engine
@@ -33,9 +38,11 @@ from typing import Sequence
 
 import numpy as np
 
-from raybench.benchmarks.base import (Benchmark, Dataset, Standin, TensorSpec, load_npy,
-                                      logged_samples)
+from raybench.benchmarks.base import (Benchmark, Dataset, TensorSpec, existing_data_map,
+                                      first_file, load_npy, read_log, read_map_names)
+from raybench.benchmarks.lang_metrics import word_edits
 from raybench.errors import DataError
+from raybench.results.accuracy import Score
 
 FRAMES = 512
 FEATURES = 240
@@ -60,45 +67,46 @@ def find_manifest(data_dir: Path) -> Path:
     """Locate dev-clean-wav.json.
 
     Raises:
-        DataError: No known location holds it.
+        DataError: No known location holds it (all are named).
     """
-    candidates = [data_dir / MANIFEST, data_dir.parent / "data" / MANIFEST]
-    for path in candidates:
-        if path.is_file():
-            return path
-    raise DataError(f"{candidates[0]}: missing LibriSpeech manifest")
+    return first_file([data_dir / MANIFEST, data_dir.parent / "data" / MANIFEST],
+                      "LibriSpeech manifest")
 
 
-def read_samples(data_dir: Path) -> tuple[list[str], list[str]]:
-    """Utterance names and normalised transcripts in sample order.
+def read_transcripts(data_dir: Path) -> list[str]:
+    """Normalised transcripts of the manifest's utterances of at most 15 s, in order.
 
     Raises:
-        DataError: Missing or malformed manifest or val_map.
+        DataError: Missing or malformed manifest, or no utterance short enough.
     """
     path = find_manifest(data_dir)
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        transcripts = {}
-        names = []
-        for entry in manifest:
-            name = Path(entry["files"][-1]["fname"]).stem
-            transcripts[name] = normalize_transcript(entry["transcript"])
-            if float(entry["original_duration"]) <= MAX_DURATION:
-                names.append(name)
-    except (ValueError, KeyError, TypeError, IndexError) as exc:
+        transcripts = [normalize_transcript(entry["transcript"]) for entry in manifest
+                       if float(entry["original_duration"]) <= MAX_DURATION]
+    except (ValueError, KeyError, TypeError) as exc:
         raise DataError(f"{path}: not a LibriSpeech manifest ({exc!r})") from None
-    for val_map in (data_dir.parent / "data_maps" / TENSOR_DIR / "val_map.txt",
-                    data_dir / TENSOR_DIR / "val_map.txt"):
-        if val_map.is_file():
-            names = [Path(line.split()[0]).stem
-                     for line in val_map.read_text().splitlines() if line.strip()]
-            unknown = [n for n in names if n not in transcripts]
-            if unknown:
-                raise DataError(f"{val_map}: utterance {unknown[0]} is not in {path}")
-            break
-    if not names:
+    if not transcripts:
         raise DataError(f"{path}: no utterances of at most {MAX_DURATION} s")
-    return names, [transcripts[n] for n in names]
+    return transcripts
+
+
+def read_samples(data_dir: Path) -> tuple[list[str], list[str]]:
+    """File names (from the val_map, else ``RNNT_input_512_<i>``) and normalised
+    transcripts, in sample order.
+
+    Raises:
+        DataError: Missing or malformed manifest or map, or their counts differ.
+    """
+    transcripts = read_transcripts(data_dir)
+    path = existing_data_map(data_dir, str(TENSOR_DIR), ("val_map.txt", "val_map_512.txt"))
+    if path is None:  # the names convert_rnnt_data.py gives, in manifest order
+        return [f"RNNT_input_{FRAMES}_{i}" for i in range(len(transcripts))], transcripts
+    names = read_map_names(path)
+    if len(names) != len(transcripts):
+        raise DataError(f"{path}: {len(names)} utterances, but {find_manifest(data_dir)} has "
+                        f"{len(transcripts)} of at most {MAX_DURATION} s")
+    return names, transcripts
 
 
 class LibriSpeechDataset(Dataset):
@@ -142,7 +150,6 @@ class Rnnt(Benchmark):
         TensorSpec("feature_lengths", "int32", (None,)),
     )
     outputs = (TensorSpec("tokens", "int64", (None, None)),)
-    standin_count = 16
 
     def open_dataset(self, data_dir: Path) -> LibriSpeechDataset:
         return LibriSpeechDataset(Path(data_dir))
@@ -151,117 +158,14 @@ class Rnnt(Benchmark):
         tokens = np.asarray(outputs["tokens"], np.int64).reshape(len(indices), -1)
         return [row[(row >= 0) & (row < BLANK)].tobytes() for row in tokens]
 
-    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
-        from raybench.benchmarks.lang_metrics import word_error_rate
-
-        _, transcripts = read_samples(Path(data_dir))
-        hypotheses, references = [], []
-        for idx, data in logged_samples(entries, len(transcripts)):
-            hypotheses.append(decode(np.frombuffer(data, np.int64)))
-            references.append(transcripts[idx])
-        return 100.0 - word_error_rate(hypotheses, references)
-
-    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
-        """Frames that spell the transcript; a tiny RNN-T whose greedy decode reads them.
-
-        Each valid frame carries a one-hot over the 29 labels (a character or blank) in
-        its first 29 features; padded frames carry random characters that only the
-        length mask hides. Encoder = linear x10, prediction network = small label
-        embedding, joint = tanh(enc + pred) -> identity; greedy decoding recovers every
-        transcript exactly, so accuracy = 100.
-        """
-        from onnx import TensorProto, helper, numpy_helper
-
-        from raybench.benchmarks.onnx_util import save_model, value_info
-
-        rng = np.random.default_rng(seed)
-        out = Path(out)
-        pool = ["he", "hoped", "there", "would", "be", "stew", "for", "dinner", "turnips",
-                "and", "carrots", "bruised", "potatoes", "fat", "mutton", "pieces", "to",
-                "ladled", "out", "in", "thick", "peppered", "flour", "fattened", "sauce",
-                "it's", "o'clock", "quilter's", "the", "a"]
-        data_dir = out / "preprocessed_data"
-        for sub in ("fp16", "int32"):
-            (data_dir / TENSOR_DIR / sub).mkdir(parents=True, exist_ok=True)
-        manifest = []
-        for i in range(count + 1):
-            name = f"{1000 + i}-{2000 + i}-{i:04d}"
-            words = [str(w) for w in rng.choice(pool, int(rng.integers(3, 12)))]
-            transcript = " ".join(words)
-            duration = 20.0 if i == count // 2 else round(float(rng.uniform(1.0, 15.0)), 3)
-            manifest.append({
-                "transcript": transcript,
-                "files": [{"fname": f"dev-clean-wav/{1000 + i}/{2000 + i}/{name}.wav",
-                           "channels": 1, "sample_rate": 16000.0, "bitrate": 16,
-                           "duration": duration, "num_samples": int(duration * 16000),
-                           "encoding": "Signed Integer PCM", "silent": False, "speed": 1}],
-                "original_duration": duration,
-                "original_num_samples": int(duration * 16000),
-            })
-            if duration > MAX_DURATION:
-                continue  # filtered out, as the reference drops utterances over 15 s
-            labels = []
-            for ch in transcript:
-                labels.extend([BLANK] * int(rng.integers(0, 3)))
-                labels.append(LABELS.index(ch))
-            labels.extend([BLANK] * int(rng.integers(1, 4)))
-            features = np.zeros((FRAMES, FEATURES), np.float16)
-            features[np.arange(len(labels)), labels] = 1.0
-            pad = np.arange(len(labels), FRAMES)
-            features[pad, rng.integers(0, BLANK, pad.size)] = 1.0
-            np.save(data_dir / TENSOR_DIR / "fp16" / f"{name}.npy", features)
-            np.save(data_dir / TENSOR_DIR / "int32" / f"{name}.npy", np.array([len(labels)], np.int32))
-        (data_dir / MANIFEST).parent.mkdir(parents=True, exist_ok=True)
-        (data_dir / MANIFEST).write_text(json.dumps(manifest, indent=1))
-
-        hidden = BLANK + 1
-        encoder = np.zeros((FEATURES, hidden), np.float32)
-        encoder[np.arange(hidden), np.arange(hidden)] = 10.0
-        embed = rng.uniform(-0.1, 0.1, (hidden, hidden)).astype(np.float32)
-        joint = np.eye(hidden, dtype=np.float32)
-
-        def const(name, array):
-            return numpy_helper.from_array(np.asarray(array), name)
-
-        body = helper.make_graph(
-            [
-                helper.make_node("Gather", ["enc", "t"], ["enc_t"], axis=1),
-                helper.make_node("Gather", ["embed", "last"], ["pred"]),
-                helper.make_node("Add", ["enc_t", "pred"], ["joint_in"]),
-                helper.make_node("Tanh", ["joint_in"], ["joint_act"]),
-                helper.make_node("MatMul", ["joint_act", "joint"], ["logits"]),
-                helper.make_node("ArgMax", ["logits"], ["best"], axis=1, keepdims=0),
-                helper.make_node("Less", ["t", "lengths"], ["active"]),
-                helper.make_node("Equal", ["best", "blank"], ["is_blank"]),
-                helper.make_node("Not", ["is_blank"], ["not_blank"]),
-                helper.make_node("And", ["active", "not_blank"], ["emit"]),
-                helper.make_node("Where", ["emit", "best", "blank"], ["emitted"]),
-                helper.make_node("Where", ["emit", "best", "last"], ["last_out"]),
-                helper.make_node("Identity", ["cond"], ["cond_out"]),
-            ],
-            "greedy_step",
-            [helper.make_tensor_value_info("t", TensorProto.INT64, []),
-             helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
-             helper.make_tensor_value_info("last", TensorProto.INT64, ["N"])],
-            [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-             helper.make_tensor_value_info("last_out", TensorProto.INT64, ["N"]),
-             helper.make_tensor_value_info("emitted", TensorProto.INT64, ["N"])],
-        )
-        nodes = [
-            helper.make_node("MatMul", ["features", "encoder"], ["enc"]),
-            helper.make_node("Cast", ["feature_lengths"], ["lengths"], to=TensorProto.INT64),
-            helper.make_node("ReduceMax", ["lengths"], ["trip"], keepdims=0),
-            helper.make_node("Shape", ["lengths"], ["batch"]),
-            helper.make_node("Expand", ["blank", "batch"], ["start"]),
-            helper.make_node("Loop", ["trip", "", "start"], ["last_final", "scanned"], body=body),
-            helper.make_node("Transpose", ["scanned"], ["tokens"], perm=[1, 0]),
-        ]
-        graph = helper.make_graph(
-            nodes, "rnnt_standin",
-            [value_info(s) for s in self.inputs],
-            [value_info(s) for s in self.outputs],
-            initializer=[const("encoder", encoder), const("embed", embed),
-                         const("joint", joint), const("blank", np.array(BLANK, np.int64))],
-        )
-        model = save_model(graph, out / self.model_filename)
-        return Standin(model=model, data_dir=data_dir)
+    def accuracy(self, entries: list[dict], data_dir: Path) -> Score:
+        """100 - WER (%) as accuracy_eval.py: every entry counts, duplicates included."""
+        transcripts = read_transcripts(Path(data_dir))
+        log = read_log(entries, len(transcripts), "accuracy_eval.py", duplicates="all")
+        hypotheses = [decode(np.frombuffer(data, np.int64)) for _, data in log.samples]
+        edits, words = word_edits(hypotheses, [transcripts[idx] for idx, _ in log.samples])
+        if words == 0:
+            raise DataError("accuracy log: the logged samples' transcripts hold no words")
+        wer = (1.0 * edits) / words
+        official = "Word Error Rate: {:}%, accuracy={:}%".format(wer * 100, (1 - wer) * 100)
+        return Score((1 - wer) * 100, official, log.notes)

@@ -3,144 +3,90 @@
 The accuracy script of the reference (``language/bert/accuracy-squad.py``) does not read
 the tokenized ``.npy`` files: it rebuilds the features from ``dev-v1.1.json`` and
 ``vocab.txt`` (``create_squad_data.convert_examples_to_features``, max sequence 384,
-doc stride 128, max query 64) to know, for every feature, its example, its tokens and
-the token -> original-word map. This module does the same, deterministically, with a
-pure-Python port of the uncased BERT tokenizer (basic tokenizer + WordPiece), so no
-extra package and no pickled feature cache are needed.
+doc stride 128, max query 64) with Hugging Face's uncased ``BertTokenizer`` to know, for
+every feature, its example, its tokens and the token -> original-word map. This module
+does the same with Hugging Face's ``tokenizers`` (the ``bert`` extra): the BERT
+normaliser and pre-tokeniser and a WordPiece model with the same 100-character limit
+per word. The answer post-processing (n-best spans, the character alignment back onto
+the context) follows ``accuracy-squad.py``.
 """
 
 from __future__ import annotations
 
 import json
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from raybench.errors import DataError
+from raybench.errors import ConfigError, DataError
 
 MAX_SEQ_LENGTH = 384
 MAX_QUERY_LENGTH = 64
 DOC_STRIDE = 128
 N_BEST = 20
 MAX_ANSWER_LENGTH = 30
+MAX_CHARS_PER_WORD = 100  # transformers' BertTokenizer: a longer word is [UNK]
 
 
-def _is_whitespace(ch: str) -> bool:
-    if ch in (" ", "\t", "\n", "\r"):
-        return True
-    return unicodedata.category(ch) == "Zs"
-
-
-def _is_control(ch: str) -> bool:
-    if ch in ("\t", "\n", "\r"):
-        return False
-    return unicodedata.category(ch).startswith("C")
-
-
-def _is_punctuation(ch: str) -> bool:
-    cp = ord(ch)
-    if 33 <= cp <= 47 or 58 <= cp <= 64 or 91 <= cp <= 96 or 123 <= cp <= 126:
-        return True
-    return unicodedata.category(ch).startswith("P")
-
-
-def _is_cjk(cp: int) -> bool:
-    return (
-        0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2A6DF
-        or 0x2A700 <= cp <= 0x2B73F or 0x2B740 <= cp <= 0x2B81F or 0x2B820 <= cp <= 0x2CEAF
-        or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
-    )
-
-
-def basic_tokenize(text: str) -> list[str]:
-    """BERT's uncased basic tokenizer: clean, lower case, strip accents, split punctuation."""
-    cleaned = []
-    for ch in text:
-        cp = ord(ch)
-        if cp == 0 or cp == 0xFFFD or _is_control(ch):
-            continue
-        if _is_whitespace(ch):
-            cleaned.append(" ")
-        elif _is_cjk(cp):
-            cleaned.append(f" {ch} ")
-        else:
-            cleaned.append(ch)
-    tokens = []
-    for token in "".join(cleaned).split():
-        token = unicodedata.normalize("NFD", token.lower())
-        token = "".join(ch for ch in token if unicodedata.category(ch) != "Mn")
-        current = ""
-        for ch in token:
-            if _is_punctuation(ch):
-                if current:
-                    tokens.append(current)
-                    current = ""
-                tokens.append(ch)
-            else:
-                current += ch
-        if current:
-            tokens.append(current)
-    return tokens
+def _tokenizers():
+    try:
+        import tokenizers
+    except ImportError:
+        raise ConfigError("bert needs Hugging Face tokenizers: pip install "
+                          "'raybench[bert]' (or pip install tokenizers)") from None
+    return tokenizers
 
 
 class BertTokenizer:
-    """Uncased BERT tokenizer (basic + greedy longest-match WordPiece) over a vocab.txt."""
+    """Uncased BERT tokenization (basic + WordPiece) through Hugging Face ``tokenizers``."""
 
     def __init__(self, vocab: dict[str, int]):
+        tk = _tokenizers()
+        if "[UNK]" not in vocab:
+            raise DataError("not a BERT vocab (no [UNK] token)")
         self.vocab = vocab
-        self._cache: dict[str, list[str]] = {}
+        self.tokenizer = tk.Tokenizer(tk.models.WordPiece(
+            vocab, unk_token="[UNK]", max_input_chars_per_word=MAX_CHARS_PER_WORD))
+        self.tokenizer.normalizer = tk.normalizers.BertNormalizer(
+            clean_text=True, handle_chinese_chars=True, strip_accents=None, lowercase=True)
+        self.tokenizer.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
 
     @classmethod
     def from_file(cls, path: Path) -> "BertTokenizer":
-        """Read vocab.txt (one token per line, the line number is its id).
+        """Read vocab.txt as transformers does (line number = id, a repeated token keeps
+        its last line).
 
         Raises:
-            DataError: Missing or empty file.
+            DataError: Missing file or no [UNK] token.
         """
         try:
-            lines = Path(path).read_text(encoding="utf-8").splitlines()
+            lines = Path(path).read_text(encoding="utf-8").split("\n")
         except FileNotFoundError:
             raise DataError(f"{path}: missing BERT vocab.txt") from None
-        vocab = {}
-        for i, line in enumerate(lines):
-            token = line.strip()
-            if token and token not in vocab:
-                vocab[token] = i
+        if lines and lines[-1] == "":
+            lines.pop()
+        vocab = {token: i for i, token in enumerate(lines)}
         if "[UNK]" not in vocab:
             raise DataError(f"{path}: not a BERT vocab (no [UNK] token)")
         return cls(vocab)
 
-    def wordpiece(self, token: str) -> list[str]:
-        """Split one basic token into WordPieces ([UNK] when impossible)."""
-        cached = self._cache.get(token)
-        if cached is not None:
-            return cached
-        if len(token) > 200:
-            pieces = ["[UNK]"]
-        else:
-            pieces, start = [], 0
-            while start < len(token):
-                end = len(token)
-                found = None
-                while start < end:
-                    piece = token[start:end] if start == 0 else "##" + token[start:end]
-                    if piece in self.vocab:
-                        found = piece
-                        break
-                    end -= 1
-                if found is None:
-                    pieces = ["[UNK]"]
-                    break
-                pieces.append(found)
-                start = end
-        self._cache[token] = pieces
-        return pieces
-
     def tokenize(self, text: str) -> list[str]:
         """Basic tokenization followed by WordPiece."""
-        return [p for token in basic_tokenize(text) for p in self.wordpiece(token)]
+        return self.tokenizer.encode(text, add_special_tokens=False).tokens
+
+    def tokenize_words(self, words: list[str]) -> tuple[list[str], list[int]]:
+        """WordPieces of whitespace-split words, each tokenized on its own, and the index
+        of the word each piece came from."""
+        if not words:
+            return [], []
+        encoding = self.tokenizer.encode(words, is_pretokenized=True, add_special_tokens=False)
+        return encoding.tokens, [int(w) for w in encoding.word_ids]
+
+    def basic_tokenize(self, text: str) -> list[str]:
+        """BERT's basic tokenizer alone: clean, lower case, strip accents, split punctuation."""
+        normalized = self.tokenizer.normalizer.normalize_str(text)
+        return [piece for piece, _ in self.tokenizer.pre_tokenizer.pre_tokenize_str(normalized)]
 
     def ids(self, tokens: list[str]) -> list[int]:
         """Vocabulary ids of tokens."""
@@ -238,11 +184,7 @@ def convert_examples(examples: list[Example], tokenizer: BertTokenizer) -> list[
         query = tokenizer.tokenize(example.question)[:MAX_QUERY_LENGTH]
         key = id(example.doc_tokens)
         if key not in doc_cache:
-            tok_to_orig, doc = [], []
-            for i, word in enumerate(example.doc_tokens):
-                for piece in tokenizer.tokenize(word):
-                    tok_to_orig.append(i)
-                    doc.append(piece)
+            doc, tok_to_orig = tokenizer.tokenize_words(example.doc_tokens)
             doc_cache[key] = (tok_to_orig, doc)
         tok_to_orig, doc = doc_cache[key]
         max_doc = MAX_SEQ_LENGTH - len(query) - 3
@@ -280,14 +222,14 @@ def _strip_spaces(text: str) -> tuple[str, dict[int, int]]:
     return "".join(chars), mapping
 
 
-def final_text(pred_text: str, orig_text: str) -> str:
+def final_text(pred_text: str, orig_text: str, tokenizer: BertTokenizer) -> str:
     """Project a normalised WordPiece answer back onto the original context words.
 
     The reference's character alignment heuristic: ``orig_text`` re-tokenized with the
     basic tokenizer must align character for character with ``pred_text``; when the
     alignment fails the whole ``orig_text`` is returned.
     """
-    tok_text = " ".join(basic_tokenize(orig_text))
+    tok_text = " ".join(tokenizer.basic_tokenize(orig_text))
     start = tok_text.find(pred_text)
     if start == -1:
         return orig_text
@@ -314,6 +256,7 @@ def predict(
     examples: list[Example],
     features: list[Feature],
     logits: dict[int, tuple[np.ndarray, np.ndarray]],
+    tokenizer: BertTokenizer,
 ) -> dict[str, str]:
     """The best answer text of every example (the reference's top n-best entry).
 
@@ -321,6 +264,7 @@ def predict(
         examples: Examples in order.
         features: Their features in order (feature index = LoadGen sample index).
         logits: Feature index -> (start logits, end logits), float [384] each.
+        tokenizer: The tokenizer the features were made with.
 
     Returns:
         Question id -> answer text; "empty" where no valid span exists.
@@ -356,5 +300,5 @@ def predict(
         tok_text = " ".join(feature.tokens[s:e + 1]).replace(" ##", "").replace("##", "")
         tok_text = " ".join(tok_text.strip().split())
         orig_words = example.doc_tokens[feature.token_to_orig[s]:feature.token_to_orig[e] + 1]
-        predictions[example.qas_id] = final_text(tok_text, " ".join(orig_words))
+        predictions[example.qas_id] = final_text(tok_text, " ".join(orig_words), tokenizer)
     return predictions

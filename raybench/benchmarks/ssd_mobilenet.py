@@ -1,8 +1,8 @@
 """SSD-MobileNet v1 on COCO 2017 validation (300x300), NVIDIA's int8 linear layout.
 
-Layout under ``--data-dir`` (see :mod:`raybench.benchmarks.coco` for the sample order)::
+Layout under ``--data-dir build/preprocessed_data`` (see :mod:`raybench.benchmarks.coco`)::
 
-    coco/val2017/SSDMobileNet/int8_linear/<stem>.npy   int8 [3,300,300] per image
+    coco/val2017/SSDMobileNet/int8_linear/<file_name>.npy   int8 [3,300,300] per image
     coco/annotations/instances_val2017.json
 
 NVIDIA stores ``int8(127 * (2 * pixel / 255 - 1))`` in RGB CHW order. The model is
@@ -21,7 +21,8 @@ from pathlib import Path
 import numpy as np
 
 from raybench.benchmarks import coco
-from raybench.benchmarks.base import Benchmark, Standin, TensorSpec
+from raybench.benchmarks.base import Benchmark, TensorSpec
+from raybench.results.accuracy import Score
 
 SAMPLE_SHAPE = (3, 300, 300)
 TENSOR_DIR = Path("coco/val2017/SSDMobileNet/int8_linear")
@@ -67,7 +68,6 @@ class SsdMobileNet(Benchmark):
         TensorSpec("detection_scores:0", "float32", (None, 100)),
         TensorSpec("detection_classes:0", "float32", (None, 100)),
     )
-    standin_count = 64
 
     def open_dataset(self, data_dir: Path) -> SsdMobileNetDataset:
         return SsdMobileNetDataset(Path(data_dir))
@@ -83,49 +83,5 @@ class SsdMobileNet(Benchmark):
             payloads.append(coco.pack_detections(index, boxes[b, :n], scores[b, :n], classes[b, :n]))
         return payloads
 
-    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
+    def accuracy(self, entries: list[dict], data_dir: Path) -> Score:
         return coco.coco_map(entries, Path(data_dir), use_inv_map=False)
-
-    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
-        """Images with a coarse 6x6 block structure; a detector head on block means.
-
-        The model casts the pixels to float, averages 50x50 blocks and computes, with
-        fixed random weights, 2..8 boxes, COCO classes and descending scores per image
-        (:func:`coco.detector_graph_nodes`), padded to 100. The annotations are the
-        detections of an ONNX Runtime reference pass, so a full run scores mAP 100.
-        """
-        from onnx import helper, numpy_helper
-
-        from raybench.benchmarks.onnx_util import save_model, value_info
-
-        rng = np.random.default_rng(seed)
-        out = Path(out)
-        feat_nodes, feat_inits = coco.feature_nodes("nchw", 300, 127.5, 1 / 40)
-        head_nodes, head_inits = coco.detector_graph_nodes("feature", 100, False, rng)
-        nodes = [
-            helper.make_node("Cast", [INPUT], ["pixels_f"], to=1),
-            helper.make_node("Transpose", ["pixels_f"], ["nchw"], perm=[0, 3, 1, 2]),
-            *feat_nodes, *head_nodes,
-            helper.make_node("Identity", ["head_count"], ["num_detections:0"]),
-            helper.make_node("Identity", ["head_boxes"], ["detection_boxes:0"]),
-            helper.make_node("Identity", ["head_scores"], ["detection_scores:0"]),
-            helper.make_node("Gather", ["coco_ids", "head_cls"], ["detection_classes:0"], axis=0),
-        ]
-        coco_ids = numpy_helper.from_array(np.array(coco.CATEGORY_IDS, np.float32), "coco_ids")
-        graph = helper.make_graph(
-            nodes, "ssd_mobilenet_standin", [value_info(self.inputs[0])],
-            [value_info(o) for o in self.outputs],
-            initializer=[*feat_inits, *head_inits, coco_ids],
-        )
-        model = save_model(graph, out / self.model_filename)
-
-        data_dir = out / "preprocessed_data"
-        tensors = data_dir / TENSOR_DIR
-        tensors.mkdir(parents=True, exist_ok=True)
-        images = coco.standin_images(count, rng)
-        for image, pixels in zip(images, coco.standin_pixels(count, SAMPLE_SHAPE, rng, 40.0)):
-            np.save(tensors / (Path(image["file_name"]).stem + ".npy"), pixels)
-        coco.write_standin_coco(data_dir, images, [], use_inv_map=False)
-        entries = coco.reference_entries(model, self.open_dataset(data_dir), self)
-        coco.write_standin_coco(data_dir, images, entries, use_inv_map=False)
-        return Standin(model=model, data_dir=data_dir)

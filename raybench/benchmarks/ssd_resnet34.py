@@ -1,8 +1,8 @@
 """SSD-ResNet34 on COCO 2017 validation (1200x1200), NVIDIA's int8 linear layout.
 
-Layout under ``--data-dir`` (see :mod:`raybench.benchmarks.coco` for the sample order)::
+Layout under ``--data-dir build/preprocessed_data`` (see :mod:`raybench.benchmarks.coco`)::
 
-    coco/val2017/SSDResNet34/int8_linear/<stem>.npy   int8 [3,1200,1200] per image
+    coco/val2017/SSDResNet34/int8_linear/<file_name>.npy   int8 [3,1200,1200] per image
     coco/annotations/instances_val2017.json
 
 NVIDIA stores the normalised image (/255, ImageNet mean/std, RGB CHW) clipped to
@@ -22,7 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from raybench.benchmarks import coco
-from raybench.benchmarks.base import Benchmark, Standin, TensorSpec
+from raybench.benchmarks.base import Benchmark, TensorSpec
+from raybench.results.accuracy import Score
 
 SAMPLE_SHAPE = (3, 1200, 1200)
 TENSOR_DIR = Path("coco/val2017/SSDResNet34/int8_linear")
@@ -54,7 +55,6 @@ class SsdResNet34(Benchmark):
         TensorSpec("labels", "int64", (None, 200)),
         TensorSpec("scores", "float32", (None, 200)),
     )
-    standin_count = 16
 
     def open_dataset(self, data_dir: Path) -> SsdResNet34Dataset:
         return SsdResNet34Dataset(Path(data_dir))
@@ -71,48 +71,5 @@ class SsdResNet34(Benchmark):
             payloads.append(coco.pack_detections(index, yxyx, scores[b, :n], labels[b, :n]))
         return payloads
 
-    def accuracy(self, entries: list[dict], data_dir: Path) -> float:
+    def accuracy(self, entries: list[dict], data_dir: Path) -> Score:
         return coco.coco_map(entries, Path(data_dir), use_inv_map=True)
-
-    def synth(self, out: Path, count: int, seed: int = 0) -> Standin:
-        """Images with a coarse 6x6 block structure; a detector head on block means.
-
-        The model averages 200x200 blocks and computes, with fixed random weights,
-        2..8 boxes, labels 1..80 and scores (>= 0.6 for real detections, 0.01 for the
-        rest of the 200 slots) per image (:func:`coco.detector_graph_nodes`). The
-        annotations are the detections of an ONNX Runtime reference pass mapped
-        through the inverse class map, so a full run scores mAP 100.
-        """
-        from onnx import helper, numpy_helper
-
-        from raybench.benchmarks.onnx_util import save_model, value_info
-
-        rng = np.random.default_rng(seed)
-        out = Path(out)
-        feat_nodes, feat_inits = coco.feature_nodes(INPUT, 1200, 0.0, 1 / (40 * INT8_SCALE))
-        head_nodes, head_inits = coco.detector_graph_nodes("feature", 200, True, rng)
-        nodes = [
-            *feat_nodes, *head_nodes,
-            helper.make_node("Identity", ["head_boxes"], ["bboxes"]),
-            helper.make_node("Add", ["head_cls", "one"], ["labels"]),
-            helper.make_node("Identity", ["head_scores"], ["scores"]),
-        ]
-        graph = helper.make_graph(
-            nodes, "ssd_resnet34_standin", [value_info(self.inputs[0])],
-            [value_info(o) for o in self.outputs],
-            initializer=[*feat_inits, *head_inits,
-                         numpy_helper.from_array(np.array(1, np.int64), "one")],
-        )
-        model = save_model(graph, out / self.model_filename)
-
-        data_dir = out / "preprocessed_data"
-        tensors = data_dir / TENSOR_DIR
-        tensors.mkdir(parents=True, exist_ok=True)
-        images = coco.standin_images(count, rng)
-        for image in images:
-            pixels = coco.standin_pixels(1, SAMPLE_SHAPE, rng, 40.0)[0]
-            np.save(tensors / (Path(image["file_name"]).stem + ".npy"), pixels)
-        coco.write_standin_coco(data_dir, images, [], use_inv_map=True)
-        entries = coco.reference_entries(model, self.open_dataset(data_dir), self)
-        coco.write_standin_coco(data_dir, images, entries, use_inv_map=True)
-        return Standin(model=model, data_dir=data_dir)

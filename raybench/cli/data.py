@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Optional
 
 import typer
 
@@ -18,11 +18,14 @@ app = typer.Typer(help="Stand-in datasets and models in the real MLPerf layouts.
 def synth(
     benchmark: Annotated[str, typer.Argument(help="Benchmark id, e.g. resnet50 or bert-99.")],
     out: Annotated[Path, typer.Option("--out", help="Directory to write.")],
-    count: Annotated[int, typer.Option(min=1, help="Number of samples (default: the benchmark's own).")] = 0,
+    count: Annotated[Optional[int], typer.Option(
+        min=1, help="Number of samples (default: the stand-in's own).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the generator.")] = 0,
 ) -> None:
-    """Write a stand-in dataset in the real layout and an ONNX model with the real signature."""
+    """Write a stand-in in NVIDIA's v1.0 tree: OUT/build/preprocessed_data (the data
+    directory), OUT/data_maps and an ONNX model with the real signature under
+    OUT/build/models."""
     from raybench.standins import build_standin
 
-    standin = build_standin(benchmark, out, count or None, seed)
+    standin = build_standin(benchmark, out, count, seed)
     console.print(f"model    {standin.model}\ndata-dir {standin.data_dir}")

@@ -1,7 +1,6 @@
 """PyTorch on a CUDA GPU: the ``torch`` engine.
 
-Model format: **TorchScript** (``.pt``, see :mod:`raybench.engines.torch_export`). An
-ONNX stand-in path is accepted too: its TorchScript twin is found or exported.
+Model format: **TorchScript** (``.pt``, see :mod:`raybench.engines.torch_export`) only.
 
 Per batch, on one of ``inference_streams`` slots (each with its own CUDA stream, pinned
 host buffers and, with ``use_graphs``, CUDA graphs):
@@ -24,7 +23,6 @@ a system without GPUs) runs on the CPU, without streams, pinning or graphs.
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 from typing import Optional
@@ -80,9 +78,9 @@ class TorchEngine(Engine):
                               "torch build, or no GPU assigned): run on a GPU node with a CUDA "
                               "torch, or use --engine onnxruntime")
         self.device = torch.device(device)
-        from raybench.engines.torch_export import quiet_jit, read_meta, torchscript_for
+        from raybench.engines.torch_export import check_torchscript, quiet_jit, read_meta
 
-        path = torchscript_for(options.model, options.cache_dir)
+        path = check_torchscript(options.model)
         extra = {"raybench.json": ""}
         try:
             with quiet_jit():

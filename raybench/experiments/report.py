@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Optional
 
 from raybench.errors import DataError
-from raybench.results.accuracy import ACCURACY_TXT
+from raybench.results.accuracy import ACCURACY_TXT, verdict_line
 from raybench.results.loadgen_log import SUMMARY, parse_summary
 from raybench.run.record import SETTINGS_JSON, RunRecord
 
@@ -40,15 +40,6 @@ class RunRow:
     p99_ms: Optional[float] = None
     accuracy: Optional[str] = None  # e.g. "acc 76.4560 PASS"
     percentiles_ms: dict[str, float] = field(default_factory=dict)
-
-
-def _accuracy_line(path: Path) -> Optional[str]:
-    if not path.is_file():
-        return None
-    lines = path.read_text().splitlines()
-    value = next((ln for ln in lines[1:2]), "")
-    verdict = next((ln.rsplit(":", 1)[-1].strip() for ln in lines if ln.startswith("result")), "")
-    return f"{value} {verdict}".strip()
 
 
 def collect_runs(root: Path) -> list[RunRow]:
@@ -76,7 +67,7 @@ def collect_runs(root: Path) -> list[RunRow]:
             row.valid, row.metric_name, row.metric = s.valid, s.metric_name, s.metric
             row.percentiles_ms = {p: ns / 1e6 for p, ns in s.percentiles.items()}
             row.p99_ms = row.percentiles_ms.get("99.00")
-        row.accuracy = _accuracy_line(d / ACCURACY_TXT)
+        row.accuracy = verdict_line(d / ACCURACY_TXT)
         if row.accuracy and not (d / SUMMARY).is_file():
             row.mode = row.mode or "AccuracyOnly"
         rows.append(row)

@@ -144,9 +144,11 @@ def _model_and_data(request: RunRequest, benchmark: Benchmark) -> tuple[Path, Pa
     if (request.model is None) != (request.data_dir is None):
         raise ConfigError("give both --model and --data-dir, or neither (the generated stand-in)")
     if request.model is None:
-        from raybench.standins import cached_standin
+        from raybench.standins import cached_standin, torchscript_standin
 
         standin = cached_standin(request.benchmark)
+        if request.engine == "torch":  # the torch engine runs TorchScript
+            return torchscript_standin(standin.model), standin.data_dir
         return standin.model, standin.data_dir
     if not request.data_dir.is_dir():
         raise ConfigError(f"--data-dir {request.data_dir} is not a directory")
@@ -258,8 +260,8 @@ def _accuracy(prepared: Prepared, directory: Path) -> AccuracyResult:
     request = prepared.request
     entries = read_accuracy_log(directory / ACCURACY_LOG)
     rule = load_rules(request.rules_round).model(model_of(request.benchmark))
-    value = prepared.benchmark.accuracy(entries, prepared.data_dir)
-    result = AccuracyResult(request.benchmark, rule.metric, value, rule.fp32,
+    score = prepared.benchmark.accuracy(entries, prepared.data_dir)
+    result = AccuracyResult(request.benchmark, rule.metric, score, rule.fp32,
                             accuracy_target_of(request.benchmark))
     result.write(directory)
     return result

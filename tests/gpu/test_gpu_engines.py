@@ -28,6 +28,14 @@ def cuda():
 
 
 @pytest.fixture(scope="module")
+def pt_model(resnet50_standin):
+    """The stand-in's TorchScript twin: the torch engine runs .pt models only."""
+    from raybench.standins import torchscript_standin
+
+    return torchscript_standin(resnet50_standin.model)
+
+
+@pytest.fixture(scope="module")
 def reference(resnet50_standin):
     dataset = get_benchmark("resnet50").open_dataset(resnet50_standin.data_dir)
     feeds = dataset.feeds(list(range(64)))
@@ -37,12 +45,11 @@ def reference(resnet50_standin):
 
 @pytest.mark.parametrize("precision,graphs", [("fp32", False), ("fp16", False),
                                               ("fp16", True), ("int8", True)])
-def test_torch_engine_matches_onnxruntime(resnet50_standin, reference, tmp_path, precision,
-                                          graphs):
+def test_torch_engine_matches_onnxruntime(pt_model, reference, tmp_path, precision, graphs):
     _need_cuda()
     feeds, want = reference
     engine = create_engine("torch", EngineOptions(
-        model=resnet50_standin.model, batch_size=64, precision=precision, use_graphs=graphs,
+        model=pt_model, batch_size=64, precision=precision, use_graphs=graphs,
         inference_streams=2, copy_streams=2, cache_dir=tmp_path))
     for n in (64, 33, 1):
         got = engine.run({k: v[:n] for k, v in feeds.items()})
@@ -53,11 +60,11 @@ def test_torch_engine_matches_onnxruntime(resnet50_standin, reference, tmp_path,
         np.testing.assert_allclose(got["softmax_tensor:0"], want["softmax_tensor:0"][:n], atol=tol)
 
 
-def test_torch_engine_concurrent_streams(resnet50_standin, reference, tmp_path):
+def test_torch_engine_concurrent_streams(pt_model, reference, tmp_path):
     _need_cuda()
     feeds, want = reference
     engine = create_engine("torch", EngineOptions(
-        model=resnet50_standin.model, batch_size=16, precision="fp32", use_graphs=True,
+        model=pt_model, batch_size=16, precision="fp32", use_graphs=True,
         inference_streams=4, copy_streams=2, cache_dir=tmp_path))
     starts = list(range(0, 64, 16)) * 8
 

@@ -65,7 +65,7 @@ def test_model_without_data_dir(resnet50_standin):
 def test_model_whose_inputs_do_not_match(resnet50_standin, tmp_path):
     from onnx import TensorProto, helper
 
-    from raybench.benchmarks.onnx_util import save_model
+    from raybench.standins.tree import save_model
 
     graph = helper.make_graph(
         [helper.make_node("Identity", ["x"], ["y"])], "wrong",
@@ -82,7 +82,7 @@ def test_model_whose_inputs_do_not_match(resnet50_standin, tmp_path):
 def test_model_with_wrong_input_shape(resnet50_standin, tmp_path):
     from onnx import TensorProto, helper
 
-    from raybench.benchmarks.onnx_util import save_model
+    from raybench.standins.tree import save_model
 
     graph = helper.make_graph(
         [helper.make_node("Identity", ["input_tensor:0"], ["y"])], "wrong_shape",
@@ -102,8 +102,8 @@ def test_truncated_sample_file_is_named(resnet50_standin, tmp_path):
 
     import shutil
 
-    data = tmp_path / "data"
-    shutil.copytree(resnet50_standin.data_dir, data)
+    shutil.copytree(resnet50_standin.data_dir.parent.parent, tmp_path / "root")  # NVIDIA's tree
+    data = tmp_path / "root" / "build" / "preprocessed_data"
     dataset = get_benchmark("resnet50").open_dataset(data)
     victim = dataset.path(3)
     victim.write_bytes(victim.read_bytes()[:1000])

@@ -9,48 +9,28 @@ import pytest
 from raybench.benchmarks import get_benchmark
 from raybench.benchmarks.onnx_util import check_signature
 from raybench.errors import DataError
+from tests import pipeline
 
 MODELS = ("bert", "dlrm", "rnnt")
 
 
 @pytest.fixture(scope="module")
-def standins(tmp_path_factory):
-    """One small stand-in per benchmark, generated once for the module."""
-    made = {}
-    for model in MODELS:
-        benchmark = get_benchmark(model if model == "rnnt" else f"{model}-99")
-        made[model] = benchmark.synth(tmp_path_factory.mktemp(model), benchmark.standin_count, seed=1)
-    return made
+def standins(standin):
+    """The session's stand-in of each benchmark."""
+    return {model: standin(model) for model in MODELS}
 
 
 def _copy(standin, tmp_path):
-    """A private copy of a stand-in data directory, for tests that damage files."""
-    target = tmp_path / "preprocessed_data"
-    shutil.copytree(standin.data_dir, target)
-    return target
+    """A private copy of a stand-in's code-root tree, for tests that damage files; returns
+    its data directory."""
+    root = standin.data_dir.parent.parent
+    shutil.copytree(root, tmp_path / "root")
+    return tmp_path / "root" / standin.data_dir.relative_to(root)
 
 
 def run_pipeline(benchmark, standin, batch=5, transform=None):
-    """synth -> dataset -> feeds -> ONNX Runtime -> responses -> LoadGen-style entries."""
-    from raybench.engines.base import EngineOptions
-    from raybench.engines.onnxruntime import OnnxRuntimeEngine
-
-    dataset = benchmark.open_dataset(standin.data_dir)
-    indices = list(range(dataset.total_count))
-    dataset.load(indices)
-    engine = OnnxRuntimeEngine(EngineOptions(model=standin.model))
-    entries = []
-    order = indices[::-1]  # LoadGen issues samples in any order
-    for start in range(0, len(order), batch):
-        chunk = order[start:start + batch]
-        feeds = dataset.feeds(chunk)
-        if transform:
-            feeds = transform(feeds)
-        outputs = benchmark.infer(engine, feeds)
-        for idx, payload in zip(chunk, benchmark.responses(outputs, chunk, dataset)):
-            entries.append({"seq_id": len(entries), "qsl_idx": idx, "data": payload.hex()})
-    dataset.unload(indices)
-    return entries
+    return pipeline.run_pipeline(benchmark, standin, batch=batch, transform=transform,
+                                 reverse=True)
 
 
 @pytest.mark.parametrize("benchmark_id, model", [
@@ -71,17 +51,17 @@ def test_standin_signature_matches(standins, model):
 def test_pipeline_scores_100(standins, model):
     benchmark = get_benchmark(model if model == "rnnt" else f"{model}-99")
     entries = run_pipeline(benchmark, standins[model])
-    assert benchmark.accuracy(entries, standins[model].data_dir) == pytest.approx(100.0)
-    # duplicates (LoadGen may log a sample twice) do not change the result
-    assert benchmark.accuracy(entries + entries[:3], standins[model].data_dir) == pytest.approx(100.0)
+    assert benchmark.accuracy(entries, standins[model].data_dir).value == pytest.approx(100.0)
+    # duplicates of identical entries (LoadGen may log a sample twice) change nothing
+    assert benchmark.accuracy(entries + entries[:3], standins[model].data_dir).value == pytest.approx(100.0)
 
 
 def test_bert_standin_layout(standins):
     bert = get_benchmark("bert-99")
     data_dir = standins["bert"].data_dir
     dataset = bert.open_dataset(data_dir)
-    assert dataset.total_count == bert.standin_count
-    dev = json.loads((data_dir / "squad" / "dev-v1.1.json").read_text())
+    assert dataset.total_count == 32
+    dev = json.loads((data_dir.parent / "data" / "squad" / "dev-v1.1.json").read_text())
     questions = sum(len(p["qas"]) for a in dev["data"] for p in a["paragraphs"])
     assert questions < dataset.total_count  # some contexts need several windows
     feeds = dataset.feeds([0, 1])
@@ -91,21 +71,21 @@ def test_bert_standin_layout(standins):
 
 def test_bert_exact_match_also_100(standins):
     bert = get_benchmark("bert-99")
-    em, f1 = bert.scores(run_pipeline(bert, standins["bert"]), standins["bert"].data_dir)
-    assert em == pytest.approx(100.0) and f1 == pytest.approx(100.0)
+    score = bert.accuracy(run_pipeline(bert, standins["bert"]), standins["bert"].data_dir)
+    assert json.loads(score.official) == {"exact_match": 100.0, "f1": 100.0}
 
 
 def test_bert_wrong_logits_score_low(standins):
     bert = get_benchmark("bert-99")
     entries = run_pipeline(bert, standins["bert"])
     rotated = [dict(e, qsl_idx=(e["qsl_idx"] + 1) % len(entries)) for e in entries]
-    assert bert.accuracy(rotated, standins["bert"].data_dir) < 60.0
+    assert bert.accuracy(rotated, standins["bert"].data_dir).value < 60.0
 
 
 def test_bert_missing_samples_count_as_wrong(standins):
     bert = get_benchmark("bert-99")
     entries = run_pipeline(bert, standins["bert"])
-    assert bert.accuracy(entries[: len(entries) // 2], standins["bert"].data_dir) < 100.0
+    assert bert.accuracy(entries[: len(entries) // 2], standins["bert"].data_dir).value < 100.0
 
 
 def test_dlrm_feeds_concatenate_pairs(standins):
@@ -138,7 +118,7 @@ def test_dlrm_misaligned_pairs_lower_auc(standins):
         return feeds
 
     entries = run_pipeline(dlrm, standins["dlrm"], transform=scramble)
-    assert dlrm.accuracy(entries, standins["dlrm"].data_dir) < 95.0
+    assert dlrm.accuracy(entries, standins["dlrm"].data_dir).value < 95.0
 
 
 def test_rnnt_lengths_mask_padding(standins):
@@ -148,24 +128,32 @@ def test_rnnt_lengths_mask_padding(standins):
         return dict(feeds, feature_lengths=np.full_like(feeds["feature_lengths"], 512))
 
     entries = run_pipeline(rnnt, standins["rnnt"], transform=ignore_lengths)
-    assert rnnt.accuracy(entries, standins["rnnt"].data_dir) < 50.0
+    assert rnnt.accuracy(entries, standins["rnnt"].data_dir).value < 50.0
 
 
 def test_rnnt_manifest_filters_long_utterances(standins):
     rnnt = get_benchmark("rnnt")
-    dataset = rnnt.open_dataset(standins["rnnt"].data_dir)
-    manifest = json.loads((standins["rnnt"].data_dir / "LibriSpeech" / "dev-clean-wav.json").read_text())
+    data_dir = standins["rnnt"].data_dir
+    dataset = rnnt.open_dataset(data_dir)
+    manifest = json.loads((data_dir / "LibriSpeech" / "dev-clean-wav.json").read_text())
     assert len(manifest) == dataset.total_count + 1
+    assert dataset.names == [f"RNNT_input_512_{i}" for i in range(dataset.total_count)]
     assert all(set(t) <= set(" abcdefghijklmnopqrstuvwxyz'") for t in dataset.transcripts)
+    assert dataset.transcripts[0] == manifest[0]["transcript"].lower()
 
 
-def test_rnnt_val_map_sets_order(standins, tmp_path):
+def test_rnnt_val_map_names_the_files_and_must_match_the_manifest(standins, tmp_path):
     rnnt = get_benchmark("rnnt")
     data_dir = _copy(standins["rnnt"], tmp_path)
     names = rnnt.open_dataset(data_dir).names
-    (tmp_path / "data_maps" / "rnnt_dev_clean_512").mkdir(parents=True)
-    (tmp_path / "data_maps" / "rnnt_dev_clean_512" / "val_map.txt").write_text("\n".join(names[::-1]))
-    assert rnnt.open_dataset(data_dir).names == names[::-1]
+    beside = data_dir / "rnnt_dev_clean_512" / "val_map_512.txt"  # where NVIDIA's script writes it
+    beside.write_text("\n".join(names[::-1]) + "\n")
+    dataset = rnnt.open_dataset(data_dir)
+    assert dataset.names == names[::-1]
+    assert dataset.transcripts == rnnt.open_dataset(standins["rnnt"].data_dir).transcripts
+    beside.write_text("\n".join(names[:-1]) + "\n")
+    with pytest.raises(DataError, match=f"val_map_512.txt: {len(names) - 1} utterances"):
+        rnnt.open_dataset(data_dir)
 
 
 # --- bad files -------------------------------------------------------------------
@@ -178,7 +166,7 @@ def test_bert_bad_files(standins, tmp_path):
     np.save(tokens / "segment_ids.npy", np.zeros((3, 384), np.int32))
     with pytest.raises(DataError, match="segment_ids.npy"):
         bert.open_dataset(data_dir)
-    np.save(tokens / "segment_ids.npy", np.zeros((bert.standin_count, 384), np.int64))
+    np.save(tokens / "segment_ids.npy", np.zeros((32, 384), np.int64))
     with pytest.raises(DataError, match="segment_ids.npy"):
         bert.open_dataset(data_dir)
     shutil.copy(standins["bert"].data_dir / "squad_tokenized" / "segment_ids.npy", tokens)
@@ -198,11 +186,14 @@ def test_bert_accuracy_needs_annotations(standins, tmp_path):
     bert = get_benchmark("bert-99")
     entries = run_pipeline(bert, standins["bert"])
     data_dir = _copy(standins["bert"], tmp_path)
-    (data_dir / "squad" / "vocab.txt").unlink()
-    with pytest.raises(DataError, match="vocab.txt"):
+    vocab = data_dir.parent / "models" / "bert" / "vocab.txt"
+    saved = vocab.read_bytes()
+    vocab.unlink()
+    with pytest.raises(DataError, match=r"missing BERT vocab.txt: tried .*squad/vocab.txt, "
+                                        r".*build/models/bert/vocab.txt"):
         bert.accuracy(entries, data_dir)
-    shutil.copy(standins["bert"].data_dir / "squad" / "vocab.txt", data_dir / "squad" / "vocab.txt")
-    (data_dir / "squad" / "dev-v1.1.json").write_text("{not json")
+    vocab.write_bytes(saved)
+    (data_dir.parent / "data" / "squad" / "dev-v1.1.json").write_text("{not json")
     with pytest.raises(DataError, match="dev-v1.1.json"):
         bert.accuracy(entries, data_dir)
 
@@ -243,6 +234,16 @@ def test_dlrm_bad_files(standins, tmp_path):
         dlrm.accuracy([], data_dir)
 
 
+def test_dlrm_rejects_logged_labels_that_differ_from_ground_truth(standins):
+    dlrm = get_benchmark("dlrm-99")
+    entries = run_pipeline(dlrm, standins["dlrm"])
+    data = np.frombuffer(bytes.fromhex(entries[0]["data"]), np.float32).reshape(-1, 2).copy()
+    data[0, 1] = 1 - data[0, 1]
+    entries[0] = dict(entries[0], data=data.tobytes().hex())
+    with pytest.raises(DataError, match=f"sample {entries[0]['qsl_idx']} logs labels"):
+        dlrm.accuracy(entries, standins["dlrm"].data_dir)
+
+
 def test_dlrm_prefers_fp32_numeric(standins, tmp_path):
     dlrm = get_benchmark("dlrm-99")
     data_dir = _copy(standins["dlrm"], tmp_path)
@@ -281,13 +282,14 @@ def test_rnnt_bad_files(standins, tmp_path):
 
 
 def test_synth_is_deterministic(tmp_path):
-    for model in MODELS:
-        benchmark = get_benchmark(model if model == "rnnt" else f"{model}-99")
-        a = benchmark.synth(tmp_path / f"{model}_a", 8, seed=4)
-        b = benchmark.synth(tmp_path / f"{model}_b", 8, seed=4)
-        files_a = sorted(p.relative_to(a.data_dir) for p in a.data_dir.rglob("*") if p.is_file())
-        files_b = sorted(p.relative_to(b.data_dir) for p in b.data_dir.rglob("*") if p.is_file())
+    from raybench.standins import build_standin
+
+    for benchmark_id in ("bert-99", "dlrm-99", "rnnt"):
+        a = build_standin(benchmark_id, tmp_path / f"{benchmark_id}_a", 8, seed=4)
+        b = build_standin(benchmark_id, tmp_path / f"{benchmark_id}_b", 8, seed=4)
+        root_a, root_b = a.data_dir.parent.parent, b.data_dir.parent.parent
+        files_a = sorted(p.relative_to(root_a) for p in root_a.rglob("*") if p.is_file())
+        files_b = sorted(p.relative_to(root_b) for p in root_b.rglob("*") if p.is_file())
         assert files_a == files_b
         for rel in files_a:
-            assert (a.data_dir / rel).read_bytes() == (b.data_dir / rel).read_bytes(), rel
-        assert a.model.read_bytes() == b.model.read_bytes()
+            assert (root_a / rel).read_bytes() == (root_b / rel).read_bytes(), rel

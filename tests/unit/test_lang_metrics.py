@@ -97,14 +97,21 @@ def test_wer_rejects_mismatched_lists():
 
 
 def test_basic_tokenizer_and_wordpiece():
-    assert squad.basic_tokenize("Héllo, World!  it's") == ["hello", ",", "world", "!", "it", "'", "s"]
-    vocab = {t: i for i, t in enumerate(["[UNK]", "un", "##aff", "##able", "aff"])}
+    vocab = {t: i for i, t in enumerate(["[UNK]", "un", "##aff", "##able", "aff", "a", "##a"])}
     tok = squad.BertTokenizer(vocab)
+    assert tok.basic_tokenize("Héllo, World!  it's") == ["hello", ",", "world", "!", "it", "'", "s"]
     assert tok.tokenize("Unaffable") == ["un", "##aff", "##able"]
     assert tok.tokenize("xyz") == ["[UNK]"]
+    # transformers' BertTokenizer: a word over 100 characters is one [UNK]
+    assert tok.tokenize("a" * 100) == ["a"] + ["##a"] * 99
+    assert tok.tokenize("a" * 101) == tok.tokenize("a" * 200) == ["[UNK]"]
+    pieces, words = tok.tokenize_words(["Unaffable,", "xyz", "", "aff"])
+    assert pieces == ["un", "##aff", "##able", "[UNK]", "[UNK]", "aff"]
+    assert words == [0, 0, 0, 0, 1, 3]
 
 
 def test_final_text_projects_back_to_original_case_and_trims():
-    assert squad.final_text("steve smith", "Steve Smith's") == "Steve Smith"
-    assert squad.final_text("1912", "(1912).") == "1912"
-    assert squad.final_text("nothing", "Other words") == "Other words"
+    tok = squad.BertTokenizer({"[UNK]": 0})
+    assert squad.final_text("steve smith", "Steve Smith's", tok) == "Steve Smith"
+    assert squad.final_text("1912", "(1912).", tok) == "1912"
+    assert squad.final_text("nothing", "Other words", tok) == "Other words"

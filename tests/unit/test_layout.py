@@ -68,7 +68,7 @@ def test_no_two_packages_import_each_other():
 
 
 @pytest.mark.parametrize("src,forbidden", [
-    ("engines", "standins"), ("config", "engines"),
+    ("engines", "benchmarks"), ("engines", "standins"), ("config", "engines"),
     ("config", "benchmarks"), ("scheduling", "ray"),
 ])
 def test_forbidden_imports(src, forbidden):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 
+import json
+
 import pytest
 
 from raybench.actors.loadgen import LoadGenOutcome
@@ -11,6 +13,7 @@ from raybench.experiments.report import collect_runs, write_report
 from raybench.experiments.sweep import write_rows
 from raybench.run import RunRequest
 from raybench.run.record import RunRecord
+from raybench.results.accuracy import AccuracyResult, Score
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -38,12 +41,23 @@ Additional Stats
 """
 
 
+def detail_text(scenario, result, metric):
+    """The :::MLLOG lines LoadGen writes for these results."""
+    key = "result_samples_per_second" if scenario == "Offline" else "result_completed_samples_per_sec"
+    values = {"effective_scenario": scenario, "effective_test_mode": "PerformanceOnly",
+              "result_validity": result, "result_min_duration_met": True, key: metric,
+              "result_50.00_percentile_latency_ns": 2000000,
+              "result_99.00_percentile_latency_ns": 4500000}
+    return "".join(f':::MLLOG {json.dumps({"key": k, "value": v})}\n' for k, v in values.items())
+
+
 def make_test(root, scenario, result="VALID", metric=1234.5):
     d = root / "SYS" / "resnet50" / scenario / "performance" / "run_1"
     d.mkdir(parents=True)
     name = "Samples per second" if scenario == "Offline" else "Completed samples per second"
     (d / "mlperf_log_summary.txt").write_text(SUMMARY_TEXT.format(
         scenario=scenario, metric_line=f"{name} : {metric}", result=result))
+    (d / "mlperf_log_detail.txt").write_text(detail_text(scenario, result, metric))
     RunRecord(request=RunRequest(scenario=scenario), system="SYS", engines=1,
               harness=HarnessSettings(batch_size=8), tuned=[], rules_round="v1.0",
               test_settings={"scenario": scenario, "mode": "PerformanceOnly"}, overridden=[],
@@ -57,8 +71,8 @@ def results(tmp_path):
     make_test(tmp_path, "Server", result="INVALID", metric=999.0)
     acc = tmp_path / "SYS" / "resnet50" / "Offline" / "accuracy"
     acc.mkdir(parents=True)
-    (acc / "accuracy.txt").write_text("benchmark: resnet50\nacc: 76.4560\nfp32 reference: 76.46\n"
-                                      "result (99% target): PASS\n")
+    score = Score(76.456, "accuracy=76.456%, good=38228, total=50000")
+    AccuracyResult("resnet50", "acc", score, 76.46, 0.99).write(acc)
     write_rows(tmp_path / "sweeps" / "s1" / "sweep.csv", {
         str(i): {"trial": str(i), "status": "ok", "metric": 100.0 * i, "p99_ms": 1.0 + i,
                  "valid": i < 3} for i in range(1, 5)})

@@ -1,4 +1,5 @@
-"""The TorchScript twin of the resnet50 stand-in computes what the ONNX stand-in does."""
+"""The TorchScript twin of the resnet50 stand-in computes what the ONNX stand-in does, and
+the torch engine takes TorchScript .pt models only."""
 
 from __future__ import annotations
 
@@ -11,9 +12,10 @@ from raybench.benchmarks import get_benchmark  # noqa: E402
 from raybench.engines import create_engine  # noqa: E402
 from raybench.engines.base import EngineOptions  # noqa: E402
 from raybench.engines.torch import TorchEngine  # noqa: E402
-from raybench.engines.torch_export import (export_resnet50_standin,  # noqa: E402
-                                           quiet_jit, torchscript_for)
+from raybench.engines.torch_export import quiet_jit  # noqa: E402
 from raybench.errors import EngineError, ModelError  # noqa: E402
+from raybench.standins import torchscript_standin  # noqa: E402
+from raybench.standins.torchscript import export_resnet50_standin  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -22,11 +24,15 @@ def feeds(resnet50_standin):
     return dataset.feeds(list(range(32)))
 
 
-def test_torch_engine_on_cpu_matches_onnxruntime(resnet50_standin, feeds, tmp_path):
+@pytest.fixture(scope="module")
+def pt_model(resnet50_standin):
+    return torchscript_standin(resnet50_standin.model)
+
+
+def test_torch_engine_on_cpu_matches_onnxruntime(resnet50_standin, pt_model, feeds):
     ort = create_engine("onnxruntime", EngineOptions(model=resnet50_standin.model))
     want = ort.run(feeds)
-    engine = TorchEngine(EngineOptions(model=resnet50_standin.model, batch_size=32,
-                                       cache_dir=tmp_path), device="cpu")
+    engine = TorchEngine(EngineOptions(model=pt_model, batch_size=32), device="cpu")
     got = engine.run(feeds)
     assert list(got) == ["ArgMax:0", "softmax_tensor:0"]
     assert got["ArgMax:0"].dtype == np.int64 and got["ArgMax:0"].shape == (32,)
@@ -48,24 +54,33 @@ def test_exported_module_directly(resnet50_standin, feeds, tmp_path):
     np.testing.assert_allclose(softmax.numpy(), want["softmax_tensor:0"], atol=1e-5)
 
 
-def test_torchscript_for_reuses_and_rejects(resnet50_standin, tmp_path):
-    first = torchscript_for(resnet50_standin.model, tmp_path)
-    assert first.suffix == ".pt"
-    assert torchscript_for(resnet50_standin.model, tmp_path) == first
-    assert torchscript_for(first) == first
+def test_torchscript_standin_is_made_once_beside_the_onnx(resnet50_standin, pt_model, tmp_path):
+    assert pt_model == resnet50_standin.model.with_suffix(".pt")
+    made = pt_model.stat().st_mtime_ns
+    assert torchscript_standin(resnet50_standin.model) == pt_model
+    assert pt_model.stat().st_mtime_ns == made
     other = tmp_path / "other.onnx"
     other.write_bytes(b"not a model")
-    with pytest.raises(ModelError, match="TorchScript"):
-        torchscript_for(other)
+    with pytest.raises(ModelError, match="not a readable ONNX model"):
+        torchscript_standin(other)
     with pytest.raises(ModelError, match="does not exist"):
-        torchscript_for(tmp_path / "missing.pt")
+        torchscript_standin(tmp_path / "missing.onnx")
 
 
-def test_no_cuda_is_one_line(resnet50_standin, monkeypatch):
+def test_torch_engine_refuses_anything_but_a_pt_file(resnet50_standin, tmp_path):
+    for model, fragment in ((resnet50_standin.model, "TorchScript .pt models only"),
+                            (tmp_path / "missing.pt", "does not exist"),
+                            (None, "needs a TorchScript model")):
+        with pytest.raises(ModelError, match=fragment) as err:
+            TorchEngine(EngineOptions(model=model), device="cpu")
+        assert "\n" not in str(err.value)
+
+
+def test_no_cuda_is_one_line(pt_model):
     if torch.cuda.is_available():
         pytest.skip("a CUDA GPU is present")
     with pytest.raises(EngineError) as err:
-        create_engine("torch", EngineOptions(model=resnet50_standin.model))
+        create_engine("torch", EngineOptions(model=pt_model))
     assert "\n" not in str(err.value) and "no CUDA GPU" in str(err.value)
 
 

@@ -13,28 +13,7 @@ from raybench.rules import load_rules
 from raybench.benchmarks import coco, get_benchmark
 from raybench.benchmarks.onnx_util import check_signature
 from raybench.errors import DataError
-
-
-def _run_pipeline(benchmark, standin, batch=2, write_to=None):
-    """synth -> dataset -> feeds -> ONNX Runtime -> responses -> LoadGen-style entries."""
-    from raybench.engines.base import EngineOptions
-    from raybench.engines.onnxruntime import OnnxRuntimeEngine
-
-    dataset = benchmark.open_dataset(standin.data_dir)
-    engine = OnnxRuntimeEngine(EngineOptions(model=standin.model))
-    indices = list(range(dataset.total_count))
-    dataset.load(indices)
-    entries = []
-    for start in range(0, len(indices), batch):
-        batch_ids = indices[start:start + batch]
-        outputs = benchmark.infer(engine, dataset.feeds(batch_ids))
-        for i, payload in zip(batch_ids, benchmark.responses(outputs, batch_ids, dataset)):
-            entries.append({"seq_id": len(entries), "qsl_idx": i, "data": payload.hex()})
-    dataset.unload(indices)
-    if write_to is not None:
-        write_to.write_text(json.dumps(entries))
-        entries = json.loads(write_to.read_text())
-    return dataset, entries
+from tests.pipeline import run_pipeline
 
 
 def _official_coco_parse(entries, annotation_file, use_inv_map):
@@ -59,21 +38,23 @@ def _official_coco_parse(entries, annotation_file, use_inv_map):
 
 
 @pytest.fixture(scope="module")
-def mobilenet(tmp_path_factory):
-    benchmark = get_benchmark("ssd-mobilenet")
-    return benchmark, benchmark.synth(tmp_path_factory.mktemp("ssd_mobilenet"), 6, seed=3)
+def mobilenet(standin):
+    return get_benchmark("ssd-mobilenet"), standin("ssd-mobilenet")
 
 
 @pytest.fixture(scope="module")
-def resnet34(tmp_path_factory):
-    benchmark = get_benchmark("ssd-resnet34")
-    return benchmark, benchmark.synth(tmp_path_factory.mktemp("ssd_resnet34"), 3, seed=4)
+def resnet34(standin):
+    return get_benchmark("ssd-resnet34"), standin("ssd-resnet34")
 
 
 @pytest.fixture(scope="module")
-def unet(tmp_path_factory):
-    benchmark = get_benchmark("3d-unet-99")
-    return benchmark, benchmark.synth(tmp_path_factory.mktemp("unet3d"), 2, seed=5)
+def unet(standin):
+    return get_benchmark("3d-unet-99"), standin("3d-unet")
+
+
+def _entries_and_dataset(benchmark, standin, **kw):
+    entries = run_pipeline(benchmark, standin, **kw)
+    return benchmark.open_dataset(standin.data_dir), entries
 
 
 def test_registry_and_real_signatures():
@@ -91,13 +72,12 @@ def test_registry_and_real_signatures():
 def test_mobilenet_pipeline_scores_100(mobilenet, tmp_path):
     benchmark, standin = mobilenet
     check_signature(standin.model, benchmark.inputs, benchmark.name)
-    dataset, entries = _run_pipeline(benchmark, standin, batch=4,
-                                     write_to=tmp_path / "mlperf_log_accuracy.json")
-    assert dataset.total_count == 6
+    dataset, entries = _entries_and_dataset(benchmark, standin, batch=4, write_to=tmp_path)
+    assert dataset.total_count == 8
     feeds = dataset.feeds([0, 1])
     assert feeds["image_tensor:0"].dtype == np.uint8
     assert feeds["image_tensor:0"].shape == (2, 300, 300, 3)
-    assert benchmark.accuracy(entries, standin.data_dir) == pytest.approx(100.0)
+    assert benchmark.accuracy(entries, standin.data_dir).value == pytest.approx(100.0)
     # payload as the official script reads it: COCO ids directly, boxes in the image
     rows = _official_coco_parse(entries, standin.data_dir / coco.ANNOTATIONS, use_inv_map=False)
     assert rows and all(label in coco.CATEGORY_IDS for _, label, *_ in rows)
@@ -107,9 +87,9 @@ def test_mobilenet_pipeline_scores_100(mobilenet, tmp_path):
 def test_resnet34_pipeline_scores_100_with_inverse_map(resnet34):
     benchmark, standin = resnet34
     check_signature(standin.model, benchmark.inputs, benchmark.name)
-    dataset, entries = _run_pipeline(benchmark, standin, batch=2)
+    dataset, entries = _entries_and_dataset(benchmark, standin, batch=2)
     assert dataset.feeds([0])["image"].dtype == np.float32
-    assert benchmark.accuracy(entries, standin.data_dir) == pytest.approx(100.0)
+    assert benchmark.accuracy(entries, standin.data_dir).value == pytest.approx(100.0)
     annotations = json.loads((standin.data_dir / coco.ANNOTATIONS).read_text())["annotations"]
     rows = _official_coco_parse(entries, standin.data_dir / coco.ANNOTATIONS, use_inv_map=True)
     assert len(rows) == len(annotations)  # every kept detection is a ground-truth object
@@ -154,28 +134,44 @@ def test_mobilenet_pixels_survive_nvidia_quantisation():
     assert np.abs(back.astype(int) - pixels.astype(int)).max() <= 1
 
 
-def test_unet_pipeline_scores_dice_1(unet):
+def test_unet_pipeline_scores_dice_1_and_logs_fp16_logits(unet):
     benchmark, standin = unet
     check_signature(standin.model, benchmark.inputs, benchmark.name)
-    dataset, entries = _run_pipeline(benchmark, standin, batch=1)
+    dataset, entries = _entries_and_dataset(benchmark, standin, batch=1)
     assert dataset.total_count == 2
-    # accuracy-brats.py: float16 [4,224,224,160], channel softmax
-    softmax = np.frombuffer(bytes.fromhex(entries[0]["data"]), np.float16).reshape(4, 224, 224, 160)
-    assert np.allclose(softmax[:, 100, 100, 80].astype(np.float32).sum(), 1.0, atol=1e-2)
-    assert benchmark.accuracy(entries, standin.data_dir) == pytest.approx(1.0)
+    # accuracy-brats.py reads float16 [4,224,224,160]: the network's logits
+    logged = np.frombuffer(bytes.fromhex(entries[0]["data"]), np.float16).reshape(4, 224, 224, 160)
+    from raybench.engines.base import EngineOptions
+    from raybench.engines.onnxruntime import OnnxRuntimeEngine
+
+    logits = OnnxRuntimeEngine(EngineOptions(model=standin.model)).run(dataset.feeds([0]))["output"]
+    np.testing.assert_array_equal(logged, logits[0].astype(np.float16))
+    score = benchmark.accuracy(entries, standin.data_dir)
+    assert score.value == pytest.approx(1.0)
+    assert score.official.startswith("Accuracy: mean = 1.00000, whole tumor = 1.0000")
     # a segmentation that is wrong everywhere in the tumour loses the tumour DICE
     wrong = np.zeros((4, 224, 224, 160), np.float16)
     wrong[0] = 1
     zeros = [{"seq_id": i, "qsl_idx": i, "data": wrong.tobytes().hex()} for i in range(2)]
-    assert benchmark.accuracy(zeros, standin.data_dir) == pytest.approx(0.0)
+    assert benchmark.accuracy(zeros, standin.data_dir).value == pytest.approx(0.0)
     with pytest.raises(DataError, match="bytes"):
-        benchmark.accuracy([{"seq_id": 0, "qsl_idx": 0, "data": "00ff"}], standin.data_dir)
+        benchmark.accuracy([{"seq_id": i, "qsl_idx": i, "data": "00ff"} for i in range(2)],
+                           standin.data_dir)
+
+
+def test_unet_rejects_partial_and_duplicated_logs_as_the_official_script(unet):
+    benchmark, standin = unet
+    entry = {"seq_id": 0, "qsl_idx": 0, "data": "00"}
+    for log in ([entry], [entry, entry], [entry, dict(entry, qsl_idx=1), entry]):
+        with pytest.raises(DataError, match="exactly one entry per case"):
+            benchmark.accuracy(log, standin.data_dir)
 
 
 def test_synth_is_deterministic(tmp_path):
-    benchmark = get_benchmark("ssd-mobilenet")
-    a = benchmark.synth(tmp_path / "a", 3, seed=9)
-    b = benchmark.synth(tmp_path / "b", 3, seed=9)
+    from raybench.standins import build_standin
+
+    a = build_standin("ssd-mobilenet", tmp_path / "a", 3, seed=9)
+    b = build_standin("ssd-mobilenet", tmp_path / "b", 3, seed=9)
     assert (a.data_dir / coco.ANNOTATIONS).read_bytes() == (b.data_dir / coco.ANNOTATIONS).read_bytes()
     assert a.model.read_bytes() == b.model.read_bytes()
 
@@ -188,9 +184,9 @@ def _coco_layout(tmp_path, tensor_dir, shape):
     (tmp_path / coco.ANNOTATIONS).write_text(json.dumps({"images": images, "annotations": [], "categories": []}))
     root = tmp_path / tensor_dir
     root.mkdir(parents=True)
-    np.save(root / "000000000000.npy", np.zeros(shape, np.int8))
-    np.save(root / "000000000001.npy", np.zeros((3, 8, 8), np.int8))  # wrong shape
-    (root / "000000000002.npy").write_bytes(b"\x93NUMPY\x01\x00")  # truncated
+    np.save(root / "000000000000.jpg.npy", np.zeros(shape, np.int8))
+    np.save(root / "000000000001.jpg.npy", np.zeros((3, 8, 8), np.int8))  # wrong shape
+    (root / "000000000002.jpg.npy").write_bytes(b"\x93NUMPY\x01\x00")  # truncated
     return tmp_path  # image 3 has no file
 
 
@@ -204,7 +200,7 @@ def test_coco_dataset_bad_files_name_the_file(tmp_path, name):
     assert dataset.total_count == 4
     dataset.load([0])
     for index, fragment in ((1, "expected int8"), (2, "truncated"), (3, "missing")):
-        with pytest.raises(DataError, match=f"{index:012d}.npy.*{fragment}"):
+        with pytest.raises(DataError, match=f"{index:012d}.jpg.npy.*{fragment}"):
             dataset.feeds([index])
     with pytest.raises(DataError, match="missing directory"):
         get_benchmark(name).open_dataset(tmp_path / "empty")
@@ -223,7 +219,7 @@ def test_brats_dataset_bad_files_name_the_file(tmp_path):
 
     root = tmp_path / unet3d.TENSOR_DIR
     root.mkdir(parents=True)
-    with pytest.raises(DataError, match="val_map.txt"):
+    with pytest.raises(DataError, match="preprocessed_files.pkl.*val_map.txt"):
         get_benchmark("3d-unet-99").open_dataset(tmp_path)
     (tmp_path / "brats" / "val_map.txt").write_text("case_a\ncase_b\ncase_c\n")
     np.save(root / "case_a.npy", np.zeros((4, 8, 8, 8), np.float32))  # wrong shape
@@ -233,6 +229,20 @@ def test_brats_dataset_bad_files_name_the_file(tmp_path):
     for case, fragment in (("case_a", "expected float32"), ("case_b", "truncated"), ("case_c", "missing")):
         with pytest.raises(DataError, match=f"{case}.npy.*{fragment}"):
             dataset.load([dataset.cases.index(case)])
+
+
+def test_brats_case_order_comes_from_preprocessed_files_pkl(tmp_path):
+    from raybench.benchmarks import unet3d
+
+    (tmp_path / unet3d.PROPERTIES_DIR).mkdir(parents=True)
+    with open(tmp_path / unet3d.CASE_LIST, "wb") as f:
+        pickle.dump(["case_b", "case_a"], f)
+    assert unet3d.read_cases(tmp_path) == ["case_b", "case_a"]
+    (tmp_path / "brats" / "val_map.txt").write_text("case_a\ncase_b\n")
+    with pytest.raises(DataError, match="list different cases or orders"):
+        unet3d.read_cases(tmp_path)
+    (tmp_path / "brats" / "val_map.txt").write_text("case_b\ncase_a\n")
+    assert unet3d.read_cases(tmp_path) == ["case_b", "case_a"]
 
 
 def test_brats_accuracy_names_missing_ground_truth(unet, tmp_path):

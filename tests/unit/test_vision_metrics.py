@@ -58,17 +58,17 @@ def _perfect(labels=(1, 3, 18)):
 
 
 def test_perfect_detector_scores_100(two_images):
-    assert coco.coco_map(_perfect(), two_images) == pytest.approx(100.0)
+    assert coco.coco_map(_perfect(), two_images).value == pytest.approx(100.0)
 
 
 def test_inverse_map_turns_contiguous_labels_into_coco_ids(two_images):
     # contiguous 1 -> person (1), 3 -> car (3), 17 -> dog (18)
-    assert coco.coco_map(_perfect((1, 3, 17)), two_images, use_inv_map=True) == pytest.approx(100.0)
-    assert coco.coco_map(_perfect((1, 3, 17)), two_images) < 100.0
+    assert coco.coco_map(_perfect((1, 3, 17)), two_images, use_inv_map=True).value == pytest.approx(100.0)
+    assert coco.coco_map(_perfect((1, 3, 17)), two_images).value < 100.0
 
 
 def test_wrong_class_detector_scores_zero(two_images):
-    assert coco.coco_map(_perfect((2, 4, 19)), two_images) == 0.0
+    assert coco.coco_map(_perfect((2, 4, 19)), two_images).value == 0.0
 
 
 def test_shifted_box_passes_seven_of_ten_iou_thresholds(tmp_path):
@@ -77,25 +77,25 @@ def test_shifted_box_passes_seven_of_ten_iou_thresholds(tmp_path):
     data_dir = _write_coco(tmp_path, images, gt)
     # shifted 10 px right: IoU = 90*100 / (110*100) = 0.818 -> thresholds .50 .. .80 pass
     entries = [_entry(0, [[0, *_box(10, 0, 100, 100, 200, 200), 0.9, 1]])]
-    assert coco.coco_map(entries, data_dir) == pytest.approx(70.0)
+    assert coco.coco_map(entries, data_dir).value == pytest.approx(70.0)
 
 
 def test_missed_object_halves_recall(two_images):
     entries = _perfect()
     entries[1] = _entry(1, [[1, *_box(0, 0, 100, 100, 400, 400), 0.8, 3]])  # dog missed
     # person and car AP 1, dog AP 0 -> mean over 3 categories
-    assert coco.coco_map(entries, two_images) == pytest.approx(100.0 * 2 / 3)
+    assert coco.coco_map(entries, two_images).value == pytest.approx(100.0 * 2 / 3)
 
 
 def test_duplicates_ignored_and_empty_payload_counts_the_image(two_images):
     entries = [*_perfect(), _entry(0, [[0, 0, 0, 0.5, 0.5, 0.99, 1]])]  # later dup ignored
-    assert coco.coco_map(entries, two_images) == pytest.approx(100.0)
+    assert coco.coco_map(entries, two_images).value == pytest.approx(100.0)
     only_first = [_perfect()[0], {"seq_id": 1, "qsl_idx": 1, "data": ""}]
-    assert coco.coco_map(only_first, two_images) == pytest.approx(100.0 / 3)
+    assert coco.coco_map(only_first, two_images).value == pytest.approx(100.0 / 3)
 
 
 def test_nothing_detected_scores_zero_and_empty_log_fails(two_images):
-    assert coco.coco_map([{"seq_id": 0, "qsl_idx": 0, "data": ""}], two_images) == 0.0
+    assert coco.coco_map([{"seq_id": 0, "qsl_idx": 0, "data": ""}], two_images).value == 0.0
     with pytest.raises(DataError, match="no samples"):
         coco.coco_map([], two_images)
 
@@ -145,7 +145,9 @@ def test_uncrop_segmentation_places_argmax_in_the_raw_grid():
 
 def test_nifti_round_trip_and_bad_files(tmp_path):
     volume = np.random.default_rng(0).integers(0, 4, (3, 5, 7)).astype(np.uint8)
-    path = brats.write_nifti(tmp_path / "case.nii.gz", volume)
+    from raybench.standins.unet3d import write_nifti
+
+    path = write_nifti(tmp_path / "case.nii.gz", volume)
     back = brats.read_nifti(path)
     assert back.shape == (3, 5, 7) and np.array_equal(back, volume)
     with pytest.raises(DataError, match="missing.nii.gz"):

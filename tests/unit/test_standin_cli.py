@@ -1,0 +1,41 @@
+"""`raybench data synth` and the stand-in cache."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from raybench.cli import app
+from raybench.standins import cached_standin, read_standin
+
+
+def test_synth_without_count_uses_the_standins_own(tmp_path):
+    out = tmp_path / "rnnt"
+    result = CliRunner().invoke(app, ["data", "synth", "rnnt", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    standin = read_standin(out)
+    assert standin.data_dir == out / "build" / "preprocessed_data"
+    assert json.loads((out / "standin.complete.json").read_text())["count"] == 16
+    assert str(standin.model) in result.output.replace("\n", "")
+
+
+def test_synth_bad_count_and_unknown_benchmark_are_one_line_errors(tmp_path):
+    result = CliRunner().invoke(app, ["data", "synth", "rnnt", "--out", str(tmp_path / "a"),
+                                      "--count", "0"])
+    assert result.exit_code == 2 and "greater than or equal to 1" in result.output
+    result = CliRunner().invoke(app, ["data", "synth", "gnmt", "--out", str(tmp_path / "b")])
+    assert result.exit_code == 2 and "gnmt" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "b").exists()
+
+
+def test_cached_standin_of_an_older_layout_is_rebuilt(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAYBENCH_CACHE", str(tmp_path))
+    old = tmp_path / "standins" / "rnnt"
+    (old / "preprocessed_data").mkdir(parents=True)
+    (old / "standin.complete.json").write_text(json.dumps(
+        {"benchmark": "rnnt", "count": 16, "seed": 0, "model": "rnnt.onnx",
+         "data_dir": "preprocessed_data"}))
+    standin = cached_standin("rnnt")
+    assert standin.data_dir == old / "build" / "preprocessed_data" and standin.model.is_file()
+    assert cached_standin("rnnt") == standin
