@@ -89,3 +89,44 @@ def read_accuracy_log(path: Path) -> list[dict]:
     if not isinstance(entries, list):
         raise DataError(f"{path}: expected a list of entries")
     return entries
+
+
+@dataclass
+class DetailLog:
+    """The ``:::MLLOG`` records of ``mlperf_log_detail.txt``: first value per key, errors."""
+
+    values: dict[str, object]
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def get(self, key: str, default=None):
+        """The first value logged under ``key``."""
+        return self.values.get(key, default)
+
+
+MLLOG = ":::MLLOG"
+
+
+def parse_detail(path: Path) -> DetailLog:
+    """Parse LoadGen's detail log (one JSON record per ``:::MLLOG`` line).
+
+    Raises:
+        DataError: The file is missing or a record is not valid JSON.
+    """
+    if not path.is_file():
+        raise DataError(f"{path}: LoadGen detail log missing")
+    log = DetailLog(values={})
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if not line.startswith(MLLOG):
+            continue
+        try:
+            record = json.loads(line[len(MLLOG):])
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{number}: not a valid MLLOG record ({exc.msg})") from None
+        log.values.setdefault(record["key"], record.get("value"))
+        meta = record.get("metadata") or {}
+        if meta.get("is_error"):
+            log.errors.append(str(record.get("value")))
+        elif meta.get("is_warning"):
+            log.warnings.append(str(record.get("value")))
+    return log
