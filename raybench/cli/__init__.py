@@ -6,7 +6,7 @@ import logging
 
 import typer
 
-from raybench.cli import data, peak, report, run, sweep, systems, twins
+from raybench.cli import data, peak, report, run, submission, sweep, systems, twins
 
 app = typer.Typer(
     name="raybench",
@@ -22,6 +22,7 @@ app.command("twins")(twins.twins_command)
 app.command("sweep")(sweep.sweep_command)
 app.command("peak")(peak.peak_command)
 app.command("report")(report.report_command)
+app.add_typer(submission.app, name="submission")
 
 
 def main() -> None:

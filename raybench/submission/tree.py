@@ -200,7 +200,7 @@ def _scenario(runs: ScenarioRuns, tree_id: str, stage: Path, rules: SubmissionRu
     source = runs.performance if (runs.performance / "mlperf.conf").is_file() else runs.accuracy
     _copy(source, measurements, ["mlperf.conf", "user.conf"])
     (measurements / f"{tree_id}_{runs.scenario}.json").write_text(
-        json.dumps(_implementation(perf, runs.benchmark), indent=4) + "\n")
+        json.dumps(_implementation(perf or records["accuracy"], runs.benchmark), indent=4) + "\n")
     (measurements / RUNS_JSON).write_text(json.dumps(
         {name: record.doc if record else None for name, record in records.items()},
         indent=2, default=str) + "\n")
