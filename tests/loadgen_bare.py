@@ -75,7 +75,28 @@ if __name__ == "__main__":
         run(json.load(f))
 
 
-def bare_run(outdir, settings, audit_test=None, sample_us=200, cache=False, payloads=None,
+SAMPLE_US = 4000  # 256 samples take as long as a 1 s Offline run: every run's fixed costs weigh alike
+
+
+def sut_settings(scenario="Offline", benchmark="resnet50", total=256, sample_us=SAMPLE_US,
+                 duration_s=1.0):
+    """Short-run settings whose expected rate is the bare SUT's (``1 / sample_us``).
+
+    Runs of about a second keep the scheduling delays of a busy host to a few percent of
+    a run, below the 5 % band TEST05 allows.
+    """
+    from raybench.config.models import HarnessSettings
+    from raybench.rules import load_rules
+    from raybench.rules.settings import Overrides, build_settings
+
+    harness = HarnessSettings(batch_size=1, offline_expected_qps=1e6 / sample_us,
+                              server_target_qps=0.5e6 / sample_us,
+                              single_stream_expected_latency_ns=int(sample_us * 1000))
+    return build_settings(load_rules(), benchmark, scenario, "PerformanceOnly", harness, total,
+                          Overrides(duration_s=duration_s, min_query_count=1))
+
+
+def bare_run(outdir, settings, audit_test=None, sample_us=SAMPLE_US, cache=False, payloads=None,
              total_count=256):
     """Run one bare LoadGen test in a child process and return its log directory.
 

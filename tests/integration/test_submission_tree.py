@@ -18,18 +18,14 @@ from typer.testing import CliRunner
 
 from raybench.benchmarks import get_benchmark
 from raybench.cli import app
-from raybench.config.models import HarnessSettings
 from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY, read_accuracy_log
-from raybench.rules import load_rules
-from raybench.rules.settings import Overrides, build_settings
 from raybench.submission.check import check_tree
 from raybench.submission.layout import VERIFY_ACCURACY, ScenarioRuns
 from raybench.submission.tree import RUNS_JSON, assemble
 from raybench.submission.verify import (ACCURACY_CHECK_PASS, PASS, verify_accuracy)
-from tests.loadgen_bare import bare_run
+from tests.loadgen_bare import SAMPLE_US, bare_run, sut_settings
 
 runner = CliRunner()
-SAMPLE_US = 200
 SIM_SYSTEM = "SYS-420GP-TNAR_A100-SXM-80GBx8"
 SIM_ID = "SYS-420GP-TNAR_A100-SXM-80GBx8_TRT"
 TESTS = ("TEST01", "TEST04-A", "TEST04-B", "TEST05")
@@ -41,9 +37,7 @@ def cli(*args):
 
 
 def perf_settings(total):
-    harness = HarnessSettings(batch_size=1, offline_expected_qps=1e6 / SAMPLE_US)
-    return build_settings(load_rules(), "resnet50", "Offline", "PerformanceOnly", harness, total,
-                          Overrides(duration_s=0.4, min_query_count=1))
+    return sut_settings(total=total)
 
 
 def official_accuracy_line(accuracy_dir: Path, data_dir: Path) -> None:
@@ -162,7 +156,7 @@ def test_good_tree_has_the_official_layout_and_only_short_run_gaps(good, good_tr
         f"compliance/{where}/TEST01/accuracy/{ACCURACY_LOG}",
     }
     assert tree_files(root) == expected
-    assert all(v.passed for part in done.scenarios for v in part.verdicts)
+    assert all(v.passed for part in done.scenarios for v in part.verdicts), [v.text for part in done.scenarios for v in part.verdicts]
     system = json.loads((root / "systems/cpu.json").read_text())
     assert system["division"] == "open" and system["submitter"] == "raybench"
     impl = json.loads((root / f"measurements/{where}/cpu_Offline.json").read_text())
@@ -178,7 +172,7 @@ def test_good_tree_has_the_official_layout_and_only_short_run_gaps(good, good_tr
     assert overridden == ["accuracy run made with overridden rules, not a submission run: "
                           "min_duration: 600000 -> 1000; min_query_count: 24576 -> 1"]
     (rules_gap,) = [g for g in report.gaps if g.kind == "rules"]  # the bare run has no record
-    assert "min duration (ms) 400 < 600000" in rules_gap.message
+    assert "min duration (ms) 1000 < 600000" in rules_gap.message
 
 
 @pytest.fixture
@@ -228,9 +222,9 @@ W = "cpu/resnet50/Offline"
     (lambda r: edit_json(r / f"measurements/{W}/{RUNS_JSON}",
                          lambda d: d["TEST05"] is None and d.update(
                              TEST05={"request": {"engine": "onnxruntime"}, "submittable": False,
-                                     "overridden": ["min_duration: 600000 -> 400"]})),
+                                     "overridden": ["min_duration: 600000 -> 1000"]})),
      f"[overridden] open/raybench/measurements/{W}/{RUNS_JSON}: TEST05 run made with overridden "
-     "rules, not a submission run: min_duration: 600000 -> 400"),
+     "rules, not a submission run: min_duration: 600000 -> 1000"),
 ])
 def test_checker_names_each_gap_in_the_tree(good_tree, tree_copy, edit, expected):
     _, root = tree_copy
@@ -242,7 +236,7 @@ def test_checker_names_an_untruncated_log_and_an_invalid_run(good, good_tree, tr
     _, root = tree_copy
     shutil.copy(good.compliance_run("TEST01") / ACCURACY_LOG, root / f"results/{W}/accuracy/{ACCURACY_LOG}")
     slow_target = perf_settings(256)
-    slow_target.values["offline_expected_qps"] = 100.0  # ends long before the minimum duration
+    slow_target.values["offline_expected_qps"] = 10.0  # ends long before the minimum duration
     invalid = bare_run(tmp_path / "invalid", slow_target, total_count=256)
     for name in (SUMMARY, DETAIL):
         shutil.copy(invalid / name, root / f"results/{W}/performance/run_1/{name}")
