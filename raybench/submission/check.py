@@ -35,11 +35,12 @@ from raybench.submission.accuracy_log import hash_in
 from raybench.submission.layout import (ACCURACY, BASELINE_ACCURACY, COMPLIANCE_ACCURACY,
                                         PERFORMANCE_RUN, VERIFY_ACCURACY, VERIFY_PERFORMANCE)
 from raybench.submission.tree import RUNS_JSON
-from raybench.submission.verify import DATA_DIFFER, PASS, accuracy_passed, audit_mismatches
+from raybench.submission.record import RunRecord, record_from
+from raybench.submission.verify import (DATA_DIFFER, PASS, SCORES, accuracy_passed,
+                                        audit_mismatches)
 
 KINDS = ("system", "missing-scenario", "missing-file", "invalid-run", "overridden", "rules",
          "accuracy", "compliance", "no-outputs")
-NO_OUTPUT_ENGINES = ("sim", "null")
 
 
 @dataclass
@@ -158,7 +159,7 @@ class _Checker:
         where = Path(system_id) / benchmark / scenario
         measurements = self.dir / "measurements" / where
         runs = self.runs_json(measurements)
-        engine = self.engine(runs)
+        first = next((r for r in runs.values() if r is not None), None)  # says which engine
         self.files(measurements, self.rules.tree.measurement_files)
         impl = measurements / f"{system_id}_{scenario}.json"
         if impl.is_file():
@@ -171,33 +172,29 @@ class _Checker:
         if not (self.dir / "code" / benchmark).is_dir():
             self.gap("missing-file", self.dir / "code" / benchmark, "code directory missing")
         for name, record in runs.items():
-            if record and not record.get("submittable", not record.get("overridden")):
+            if record is not None and not record.submittable:
                 self.gap("overridden", measurements / RUNS_JSON,
                          f"{name} run made with overridden rules, not a submission run: "
-                         + "; ".join(record.get("overridden") or []))
+                         + "; ".join(record.overridden))
 
         results = self.dir / "results" / where
+        perf = runs.get("performance")
         self.check_performance(results / PERFORMANCE_RUN, benchmark, scenario,
-                               (runs.get("performance") or {}).get("overridden") or [])
-        self.check_accuracy(results / ACCURACY, benchmark, engine)
-        self.check_compliance(self.dir / "compliance" / where, benchmark, scenario, engine)
+                               perf.overridden if perf else [])
+        self.check_accuracy(results / ACCURACY, benchmark, first)
+        self.check_compliance(self.dir / "compliance" / where, benchmark, scenario, first)
 
-    def runs_json(self, measurements: Path) -> dict:
+    def runs_json(self, measurements: Path) -> dict[str, Optional[RunRecord]]:
+        """What raybench recorded about each run of the scenario (empty if nothing)."""
         path = measurements / RUNS_JSON
         if not path.is_file():
             return {}
         try:
-            return json.loads(path.read_text())
+            docs = json.loads(path.read_text())
         except json.JSONDecodeError as exc:
             self.gap("missing-file", path, f"not valid JSON ({exc.msg})")
             return {}
-
-    @staticmethod
-    def engine(runs: dict) -> str:
-        for record in runs.values():
-            if record:
-                return str((record.get("request") or {}).get("engine", ""))
-        return ""
+        return {name: record_from(doc) if doc else None for name, doc in docs.items()}
 
     def detail(self, run: Path):
         try:
@@ -231,9 +228,7 @@ class _Checker:
         if problems:
             self.gap("rules", run, "; ".join(problems)
                      + ("" if not overridden else " (beyond the recorded overrides)"))
-        key = {"Offline": "result_samples_per_second", "Server": "result_scheduled_samples_per_sec",
-               "SingleStream": "result_90.00_percentile_latency_ns",
-               "MultiStream": "result_99.00_percentile_per_query_latency_ns"}[scenario]
+        key = SCORES[scenario][0]
         self.report.results.append((run.parts[-5], benchmark, scenario, f"{key} = {detail.get(key)}"))
 
     def rule_problems(self, detail, benchmark: str, scenario: str) -> list[tuple[str, str]]:
@@ -265,10 +260,11 @@ class _Checker:
                 problems.append(("target_latency", f"p99 latency {p99} ns > {bound:.0f} ns"))
         return problems
 
-    def check_accuracy(self, acc: Path, benchmark: str, engine: str) -> None:
+    def check_accuracy(self, acc: Path, benchmark: str, record: Optional[RunRecord]) -> None:
         if not acc.is_dir():
-            if engine in NO_OUTPUT_ENGINES:
-                self.gap("no-outputs", acc, f"no accuracy run: the {engine} engine produces no outputs")
+            if record is not None and not record.has_outputs:
+                self.gap("no-outputs", acc, f"no accuracy run: the {record.engine} engine "
+                                            "produces no outputs")
             else:
                 self.gap("missing-file", acc, "accuracy run missing")
             return
@@ -296,7 +292,8 @@ class _Checker:
                 self.gap("invalid-run", acc, f"LoadGen logged {len(detail.errors)} error(s): "
                          + "; ".join(detail.errors[:3]))
 
-    def check_compliance(self, directory: Path, benchmark: str, scenario: str, engine: str) -> None:
+    def check_compliance(self, directory: Path, benchmark: str, scenario: str,
+                         record: Optional[RunRecord]) -> None:
         for test in self.rules.applicable_tests(benchmark, scenario):
             spec = self.rules.test(test)
             test_dir = directory / test
@@ -314,7 +311,7 @@ class _Checker:
             if spec.verify != "by-pair":
                 self.verify_file(test_dir / VERIFY_PERFORMANCE, test, lambda t: PASS in t)
             if spec.verify == "accuracy-and-performance":
-                self.check_test01_accuracy(test_dir, test, engine)
+                self.check_test01_accuracy(test_dir, test, record)
 
     def verify_file(self, path: Path, test: str, passed) -> Optional[str]:
         if not path.is_file():
@@ -326,10 +323,10 @@ class _Checker:
             self.gap("compliance", path, f"{test} failed: {why}")
         return text
 
-    def check_test01_accuracy(self, test_dir: Path, test: str, engine: str) -> None:
-        if engine in NO_OUTPUT_ENGINES:
-            self.gap("no-outputs", test_dir / VERIFY_ACCURACY, f"{test} accuracy cannot be verified: "
-                     f"the {engine} engine produces no outputs")
+    def check_test01_accuracy(self, test_dir: Path, test: str, record: Optional[RunRecord]) -> None:
+        if record is not None and not record.has_outputs:
+            self.gap("no-outputs", test_dir / VERIFY_ACCURACY, f"{test} accuracy cannot be "
+                     f"verified: the {record.engine} engine produces no outputs")
             return
         text = self.verify_file(test_dir / VERIFY_ACCURACY, test, accuracy_passed)
         acc = test_dir / ACCURACY

@@ -37,19 +37,8 @@ class RunRecord:
             return True  # an engine this raybench does not know: assume a real one
 
 
-def read_record(run_dir: Path) -> Optional[RunRecord]:
-    """The record beside a run, or None when the run has none (not made by raybench).
-
-    Raises:
-        DataError: The file is not valid JSON.
-    """
-    path = Path(run_dir) / SETTINGS_JSON
-    if not path.is_file():
-        return None
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON ({exc.msg})") from None
+def record_from(doc: dict) -> RunRecord:
+    """A run record from the parsed ``raybench_settings.json``."""
     request = doc.get("request") or {}
     harness = doc.get("harness") or {}
     overridden = [str(o) for o in doc.get("overridden") or []]
@@ -60,3 +49,18 @@ def read_record(run_dir: Path) -> Optional[RunRecord]:
         model=doc.get("model"), standin=request.get("model") is None and doc.get("model") is not None,
         data_dir=doc.get("data_dir"),
     )
+
+
+def read_record(run_dir: Path) -> Optional[RunRecord]:
+    """The record beside a run, or None when the run has none (not made by raybench).
+
+    Raises:
+        DataError: The file is not valid JSON.
+    """
+    path = Path(run_dir) / SETTINGS_JSON
+    if not path.is_file():
+        return None
+    try:
+        return record_from(json.loads(path.read_text()))
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg})") from None

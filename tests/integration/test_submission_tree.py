@@ -29,6 +29,7 @@ runner = CliRunner()
 SIM_SYSTEM = "SYS-420GP-TNAR_A100-SXM-80GBx8"
 SIM_ID = "SYS-420GP-TNAR_A100-SXM-80GBx8_TRT"
 TESTS = ("TEST01", "TEST04-A", "TEST04-B", "TEST05")
+STANDIN_COUNT = 256  # the resnet50_standin fixture's
 
 
 def cli(*args):
@@ -85,46 +86,30 @@ def real(ray_cluster, resnet50_standin, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def good(real, tmp_path_factory):
-    """A results directory whose every run should pass: the real accuracy run, and
-    performance and compliance runs of one SUT answering with its outputs."""
-    root = tmp_path_factory.mktemp("good")
-    runs = ScenarioRuns.at(root, "cpu", "resnet50", "Offline")
-    shutil.copytree(real.accuracy, runs.accuracy)
-    entries = read_accuracy_log(real.accuracy / ACCURACY_LOG)
-    payloads = write_payloads(root / "payloads.json", entries)
-    s = perf_settings(len(entries))
-    bare_run(runs.performance, s, payloads=payloads, total_count=len(entries))
-    for test in TESTS:
-        bare_run(runs.compliance_run(test), s, test, payloads=payloads, total_count=len(entries))
+def good_performance(tmp_path_factory):
+    """The performance runs of the good results. They are compared within a few percent, so
+    they run before Ray starts (the first test that needs them comes before any that needs
+    only the real run)."""
+    runs = ScenarioRuns.at(tmp_path_factory.mktemp("good"), "cpu", "resnet50", "Offline")
+    s = perf_settings(STANDIN_COUNT)
+    bare_run(runs.performance, s, total_count=STANDIN_COUNT)
+    for test in ("TEST04-A", "TEST04-B", "TEST05"):
+        bare_run(runs.compliance_run(test), s, test, total_count=STANDIN_COUNT)
     return runs
 
 
-def test_test01_on_a_real_accuracy_run(real, tmp_path):
+@pytest.fixture(scope="module")
+def good(good_performance, real):
+    """Results whose every run should pass: the real accuracy run, and performance and
+    compliance runs of one SUT; in TEST01 it answers with the accuracy run's outputs."""
+    runs = good_performance
+    shutil.copytree(real.accuracy, runs.accuracy)
     entries = read_accuracy_log(real.accuracy / ACCURACY_LOG)
-    s = perf_settings(len(entries))
-
-    def test01(name, change=None):
-        payloads = write_payloads(tmp_path / f"{name}.json", entries, change)
-        run = bare_run(tmp_path / name, s, "TEST01", payloads=payloads, total_count=len(entries))
-        return verify_accuracy(real.accuracy, run, "resnet50")
-
-    same = test01("same")
-    assert same.passed and same.lines[-1] == PASS, same.text
-    counts = dict(ln.split(" = ") for ln in same.lines if " = " in ln)
-    assert int(counts["num_perf_log_entries"]) > 0
-    assert counts["num_perf_log_data_mismatch"] == "0" and counts["num_missing_qsl_idxs"] == "0"
-
-    wrong = test01("wrong", wrong_label)
-    assert not wrong.passed and "TEST FAIL" in wrong.lines
-    assert wrong.lines[-1] == "ACCURACY CHECK FAIL", wrong.text
-    compliance = float(next(ln for ln in wrong.lines if ln.startswith("compliance accuracy")).split()[3])
-    assert 60 < compliance < 72  # a third of the answers are wrong
-    assert set(wrong.extra) == {"baseline_accuracy.txt", "compliance_accuracy.txt"}
-
-    padded = test01("padded", lambda i, d: d + "00000000")  # other bytes, the same answers
-    assert padded.passed and padded.lines[-1] == ACCURACY_CHECK_PASS, padded.text
-    assert "TEST FAIL" in padded.lines  # as the official script says: the data differ
+    assert len(entries) == STANDIN_COUNT
+    payloads = write_payloads(runs.root.parents[2] / "payloads.json", entries)
+    bare_run(runs.compliance_run("TEST01"), perf_settings(STANDIN_COUNT), "TEST01",
+             payloads=payloads, total_count=STANDIN_COUNT)
+    return runs
 
 
 def tree_files(root: Path) -> set[str]:
@@ -332,3 +317,30 @@ def test_check_command_exit_codes(good_tree, tmp_path):
     empty.mkdir()
     code, output = cli("submission", "check", empty)
     assert code == 1 and "no <division>/<submitter>/results" in output
+
+
+def test_test01_on_a_real_accuracy_run(real, tmp_path):
+    entries = read_accuracy_log(real.accuracy / ACCURACY_LOG)
+    s = perf_settings(len(entries))
+
+    def test01(name, change=None):
+        payloads = write_payloads(tmp_path / f"{name}.json", entries, change)
+        run = bare_run(tmp_path / name, s, "TEST01", payloads=payloads, total_count=len(entries))
+        return verify_accuracy(real.accuracy, run, "resnet50")
+
+    same = test01("same")
+    assert same.passed and same.lines[-1] == PASS, same.text
+    counts = dict(ln.split(" = ") for ln in same.lines if " = " in ln)
+    assert int(counts["num_perf_log_entries"]) > 0
+    assert counts["num_perf_log_data_mismatch"] == "0" and counts["num_missing_qsl_idxs"] == "0"
+
+    wrong = test01("wrong", wrong_label)
+    assert not wrong.passed and "TEST FAIL" in wrong.lines
+    assert wrong.lines[-1] == "ACCURACY CHECK FAIL", wrong.text
+    compliance = float(next(ln for ln in wrong.lines if ln.startswith("compliance accuracy")).split()[3])
+    assert 60 < compliance < 72  # a third of the answers are wrong
+    assert set(wrong.extra) == {"baseline_accuracy.txt", "compliance_accuracy.txt"}
+
+    padded = test01("padded", lambda i, d: d + "00000000")  # other bytes, the same answers
+    assert padded.passed and padded.lines[-1] == ACCURACY_CHECK_PASS, padded.text
+    assert "TEST FAIL" in padded.lines  # as the official script says: the data differ
