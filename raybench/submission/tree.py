@@ -220,7 +220,8 @@ def _scenario(runs: ScenarioRuns, tree_id: str, stage: Path, rules: SubmissionRu
         target = stage / "compliance" / where / test
         _copy(runs.compliance_run(test), target / PERFORMANCE_RUN, rules.tree.performance_files)
         _copy(runs.compliance(test), target, [VERIFY_PERFORMANCE, VERIFY_ACCURACY])
-        if (runs.compliance_run(test) / ACCURACY_LOG).is_file() and rules.test(test).per_model:
+        sampled = runs.compliance_run(test) / ACCURACY_LOG
+        if rules.test(test).verify == "accuracy-and-performance" and sampled.is_file():
             _copy(runs.compliance_run(test), target / ACCURACY, [ACCURACY_LOG])
             _copy(runs.compliance(test) / ACCURACY, target / ACCURACY,
                   [BASELINE_ACCURACY, COMPLIANCE_ACCURACY])

@@ -213,16 +213,13 @@ def verify_accuracy(accuracy_dir: Path, test_dir: Path, benchmark: str,
             reference_mismatch += by_index[idx] != entry["data"]
         else:
             by_index[idx] = entry["data"]
-    differing = []
     for entry in sampled:
         idx = int(entry["qsl_idx"])
         if idx not in by_index:
             missing += 1
             continue
         matched += 1
-        if entry["data"] != by_index[idx]:
-            mismatched += 1
-            differing.append(idx)
+        mismatched += entry["data"] != by_index[idx]
     lines += [f"num_acc_log_entries = {len(reference)}",
               f"num_acc_log_duplicate_keys = {duplicates}",
               f"num_acc_log_data_mismatch = {reference_mismatch}",
@@ -232,6 +229,9 @@ def verify_accuracy(accuracy_dir: Path, test_dir: Path, benchmark: str,
               f"num_missing_qsl_idxs = {missing}"]
     if not sampled:
         lines.append("TEST FAIL: no response was sampled into the accuracy log")
+        return Verdict("TEST01", VERIFY_ACCURACY, False, lines)
+    if not matched:
+        lines.append("TEST FAIL: no sampled response is of a sample of the accuracy run")
         return Verdict("TEST01", VERIFY_ACCURACY, False, lines)
     if not any(e["data"] for e in sampled):
         lines.append("TEST FAIL: the sampled responses carry no data (the engine returned no "

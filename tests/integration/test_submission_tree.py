@@ -20,9 +20,9 @@ from raybench.benchmarks import get_benchmark
 from raybench.cli import app
 from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY, read_accuracy_log
 from raybench.submission.check import check_tree
-from raybench.submission.layout import VERIFY_ACCURACY, ScenarioRuns
+from raybench.submission.layout import ScenarioRuns
 from raybench.submission.tree import RUNS_JSON, assemble
-from raybench.submission.verify import (ACCURACY_CHECK_PASS, PASS, verify_accuracy)
+from raybench.submission.verify import ACCURACY_CHECK_PASS, PASS, verify_accuracy
 from tests.loadgen_bare import SAMPLE_US, bare_run, sut_settings
 
 runner = CliRunner()
