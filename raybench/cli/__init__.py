@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from raybench import __version__
-from raybench.cli import data, peak, report, run, sweep, systems, twins
+from raybench.cli import data, peak, report, run, submission, sweep, systems, twins
 
 
 # The click exception typer raises for usage errors (typer may vendor click).
@@ -68,6 +68,7 @@ app.command("twins")(twins.twins_command)
 app.command("sweep")(sweep.sweep_command)
 app.command("peak")(peak.peak_command)
 app.command("report")(report.report_command)
+app.add_typer(submission.app, name="submission")
 
 
 def main() -> None:

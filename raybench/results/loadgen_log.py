@@ -51,17 +51,18 @@ class DetailLog:
             out.setdefault(message.get("key"), message.get("value"))
         return out
 
-    def _flagged(self, flag: str) -> list[dict]:
-        return [m for m in self.messages if (m.get("metadata") or {}).get(flag)]
+    def _flagged(self, flag: str) -> list[str]:
+        return [str(m.get("value")) for m in self.messages
+                if (m.get("metadata") or {}).get(flag)]
 
     @property
-    def errors(self) -> list[dict]:
-        """Messages LoadGen marked as errors."""
+    def errors(self) -> list[str]:
+        """The texts of the messages LoadGen marked as errors."""
         return self._flagged("is_error")
 
     @property
-    def warnings(self) -> list[dict]:
-        """Messages LoadGen marked as warnings."""
+    def warnings(self) -> list[str]:
+        """The texts of the messages LoadGen marked as warnings."""
         return self._flagged("is_warning")
 
 

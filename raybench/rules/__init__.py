@@ -1,4 +1,8 @@
-"""MLPerf rules per round, as data (``rules/<round>.yaml``)."""
+"""MLPerf rules per round, as data (``rules/<round>.yaml``).
+
+Companion files of a round are named ``<round>-<part>.yaml`` (for example the submission
+rules, ``v1.0-submission.yaml``, read by :mod:`raybench.rules.submission`).
+"""
 
 from __future__ import annotations
 
@@ -70,8 +74,8 @@ def load_rules(round_name: str = DEFAULT_ROUND) -> Rules:
         ConfigError: Unknown round or malformed file.
     """
     path = RULES_DIR / f"{round_name}.yaml"
-    if not path.is_file():
-        known = sorted(p.stem for p in RULES_DIR.glob("*.yaml"))
+    if "-" in round_name or not path.is_file():
+        known = sorted(p.stem for p in RULES_DIR.glob("*.yaml") if "-" not in p.stem)
         raise ConfigError(f"unknown rules round {choices(round_name, known)}")
     try:
         rules = Rules(**yaml.safe_load(path.read_text()))

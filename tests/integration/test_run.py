@@ -66,30 +66,35 @@ def test_each_engine_actor_gets_its_own_gpu(ray_cluster, tmp_path):
     assert len({info["cuda_visible_devices"] for info in report.engine_info}) == 8
 
 
-def _kill_engine_after(seconds: float):
-    """An on_ready hook that kills engine 0 (Ray restarts it) after ``seconds``."""
-    killed = threading.Event()
+class KillEngineMidTest:
+    """Kills engine 0 (Ray restarts it) once the test is under way: samples completed and
+    batches in flight, whatever the machine's speed."""
 
-    def hook(handles):
+    def __init__(self):
+        self.handles: list = []
+        self.killed = threading.Event()
+
+    def on_ready(self, handles) -> None:
+        self.handles = handles
+
+    def on_progress(self, p) -> None:
         import ray
 
-        def kill():
-            ray.kill(handles[0], no_restart=False)
-            killed.set()
-
-        threading.Timer(seconds, kill).start()
-
-    return hook, killed
+        if not self.killed.is_set() and p.completed > 0 and p.inflight_batches > 0:
+            ray.kill(self.handles[0], no_restart=False)
+            self.killed.set()
 
 
 @pytest.mark.parametrize("scenario,qps", [("Offline", 20000), ("Server", 1500)])
 def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, qps):
-    hook, killed = _kill_engine_after(1.0)
+    from raybench.run import execute, prepare
+
+    kill = KillEngineMidTest()
     req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario=scenario, output=tmp_path,
                      engines=4, batch_size=64, track_ids=True,
                      duration=3.0, queries=1, target_qps=qps)
-    report = run(req, on_ready=hook)
-    assert killed.is_set()
+    report = execute(prepare(req), on_ready=kill.on_ready, on_progress=kill.on_progress)
+    assert kill.killed.is_set()
     (test,) = report.tests
     outcome = test.outcome
     assert outcome.fatal is None and outcome.drained_error is None
