@@ -211,14 +211,16 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             modes = ([Mode.ACCURACY, Mode.PERFORMANCE] if prepared.mode == Mode.SUBMISSION
                      else [prepared.mode])
             for mode in modes:
-                report.tests.append(_run_test(prepared, mode, placement, results, on_progress))
+                report.tests.append(_run_test(prepared, mode, placement, results, on_progress,
+                                              report.engine_info))
         finally:
             placement.release()
     return report
 
 
 def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: ResultDir,
-              on_progress: Optional[Callable] = None) -> TestReport:
+              on_progress: Optional[Callable] = None,
+              engine_info: Optional[list[dict]] = None) -> TestReport:
     import ray
 
     name = "accuracy" if mode == Mode.ACCURACY else "performance/run_1"
@@ -233,6 +235,7 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
         want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
         run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
                   f"{prepared.request.scenario}/{name}",
+        engine_info=engine_info or [],
     )
     actor = placement.loadgen_actor()
     try:
