@@ -36,8 +36,10 @@ class Headline:
         return f"{self.value:.3g}" if self.unit == "ms" and self.value < 10 else f"{self.value:,.1f}"
 
     def compact(self) -> str:
-        """Value and unit for a table cell: ``3,008.5/s`` or ``4.86 ms``."""
-        return f"{self.number}/s" if self.unit == "samples/s" else f"{self.number} {self.unit}"
+        """Value and unit for a table cell: ``3,008/s``, ``4.86 ms``, ``106.9 ms``."""
+        if self.unit == "samples/s":
+            return f"{self.value:,.0f}/s" if self.value >= 100 else f"{self.number}/s"
+        return f"{self.number} {self.unit}"
 
     def __str__(self) -> str:
         return f"{self.name} {self.number} {self.unit}"
@@ -50,9 +52,12 @@ class Verdict:
     scenario: str
     valid: Optional[bool]
     headline: Optional[Headline]
+    target_qps: Optional[float] = None  # LoadGen's target_qps test parameter
+    bound_ms: Optional[float] = None  # Server latency bound or v1.0 MultiStream interval
     problems: list[str] = field(default_factory=list)  # unmet constraints, in numbers
     advice: list[str] = field(default_factory=list)  # LoadGen's own lines (INVALID only)
     notes: list[str] = field(default_factory=list)  # e.g. MultiStream against v1.0's interval
+    percentiles: dict[str, int] = field(default_factory=dict)  # "99.00" -> ns
 
 
 def read_detail(path: Path) -> dict[str, Any]:
@@ -152,14 +157,18 @@ def explain(directory: Path) -> Verdict:
     text = (directory / SUMMARY).read_text(errors="replace")
     detail = read_detail(directory / DETAIL)
     fields = summary.fields
-    verdict = Verdict(summary.scenario, summary.valid, headline(summary))
+    verdict = Verdict(summary.scenario, summary.valid, headline(summary),
+                      target_qps=_float(fields.get("target_qps")),
+                      percentiles=summary.percentiles)
     failed = set(summary.invalid_reasons)
+    bound = _float(fields.get("target_latency (ns)"))
+    if summary.scenario == "Server" and bound:
+        verdict.bound_ms = bound / 1e6
 
     if "Performance constraints satisfied" in failed:
         pct = _float(detail.get("effective_target_latency_percentile")) or 0.99
         key = f"{pct * 100:.2f}"
         measured = summary.percentiles.get(key)
-        bound = _float(fields.get("target_latency (ns)"))
         if measured is not None and bound:
             verdict.problems.append(f"p{pct * 100:g} latency {measured / 1e6:,.1f} ms > "
                                     f"{bound / 1e6:g} ms bound")
@@ -190,6 +199,8 @@ def explain(directory: Path) -> Verdict:
 
     interval = _v10_interval_ms(directory, summary.scenario)
     p99 = summary.percentiles.get("99.00")
+    if interval:
+        verdict.bound_ms = interval
     if interval and p99 is not None:
         ok = p99 / 1e6 <= interval
         spq = fields.get("samples_per_query", "?")

@@ -19,6 +19,7 @@ def test_server_headline_is_scheduled_and_invalid_names_the_bound():
     assert v.headline == Headline("scheduled throughput", 3008.47, "samples/s")
     assert str(v.headline) == "scheduled throughput 3,008.5 samples/s"
     assert v.problems == ["p99 latency 30.9 ms > 15 ms bound", "early stopping not met"]
+    assert v.bound_ms == 15 and v.target_qps == 3000
     assert v.advice[0] == "Reduce target QPS to improve latency."
     assert ("Would need to run at least 31652 more queries, with the run being successful "
             "if every additional query were under latency.") in v.advice
@@ -43,6 +44,7 @@ def test_multistream_is_held_against_the_v1_interval():
     v = explain(DATA / "multistream")
     assert str(v.headline) == "p99 latency 106.9 ms"
     assert v.notes == ["v1.0 interval 50 ms at 3520 samples/query not met: p99 106.9 ms"]
+    assert v.bound_ms == 50
     assert v.advice == ["Only processed 21 queries.",
                         "Need to process at least 662 queries for early stopping."]
 
