@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import console, handle_errors
-from raybench.cli.tables import Column, print_json, print_table
+from raybench.cli.tables import Column, ms_text, print_json, print_table
 
 COLUMNS = (
     Column("#", "right"), Column("where", fold=14, hoist=True),
@@ -18,13 +18,6 @@ COLUMNS = (
     Column("p50 ms", "right", wide=True), Column("p90 ms", "right", wide=True),
     Column("why", wide=True), Column("directory", wide=True, fold=40),
 )
-
-
-def _ms(value: Optional[float]) -> str:
-    """A latency for a cell: 3 significant digits, no decimals from 100 ms."""
-    if value is None:
-        return "-"
-    return f"{value:.3g}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
 
 
 def _result(row) -> str:
@@ -45,10 +38,11 @@ def _metric(row) -> str:
 @handle_errors
 def report_command(
     directory: Annotated[Path, typer.Argument(help="Results directory to report on.")],
-    plots: Annotated[Optional[Path], typer.Option(help="Where the PNGs go (default: DIRECTORY).")] = None,
-    no_plots: Annotated[bool, typer.Option("--no-plots", help="Only the table.")] = False,
-    wide: Annotated[bool, typer.Option("--wide", help="Every column (wider than 80).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the runs and plots as JSON.")] = False,
+    plots: Annotated[Optional[Path], typer.Option(
+        metavar="PATH", help="Where the PNGs go (default: DIRECTORY).")] = None,
+    no_plots: Annotated[bool, typer.Option("--no-plots", metavar="", help="Only the table.")] = False,
+    wide: Annotated[bool, typer.Option("--wide", metavar="", help="Every column (wider than 80).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the runs and plots as JSON.")] = False,
 ) -> None:
     """Table every LoadGen test under DIRECTORY; plot latencies, QPS vs p99 and throughput."""
     from raybench.errors import ConfigError
@@ -71,10 +65,10 @@ def report_command(
     for i, r in enumerate(rows, 1):
         cells.append([
             str(i), r.where(directory), r.system or "-", r.benchmark or "-",
-            r.scenario or "-", _result(r), _metric(r), _ms(r.p99_ms),
+            r.scenario or "-", _result(r), _metric(r), ms_text(r.p99_ms),
             r.headline.name if r.headline else (r.accuracy.rsplit(" ", 2)[0] if r.accuracy else "-"),
             "-" if r.target_qps is None else f"{r.target_qps:,.0f}",
-            _ms(r.percentiles_ms.get("50.00")), _ms(r.percentiles_ms.get("90.00")),
+            ms_text(r.percentiles_ms.get("50.00")), ms_text(r.percentiles_ms.get("90.00")),
             "; ".join(r.problems) or "-", str(r.directory),
         ])
     print_table(console, COLUMNS, cells, wide=wide, title=f"{len(rows)} tests under {directory}")

@@ -15,8 +15,8 @@ from raybench.errors import ConfigError, choices
 
 app = typer.Typer(help="Systems under test: list, show, detect.", no_args_is_help=True)
 
-WIDE = Annotated[bool, typer.Option("--wide", help="Every column (wider than 80).")]
-JSON = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+WIDE = Annotated[bool, typer.Option("--wide", metavar="", help="Every column (wider than 80).")]
+JSON = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")]
 LIST_COLUMNS = (Column("id"), Column("accelerators"), Column("name", fold=20))
 SHOW_COLUMNS = (
     Column("benchmark", hoist=True), Column("scenario"), Column("target", "right"),

@@ -141,3 +141,12 @@ def duration_text(seconds: float) -> str:
         return f"{minutes} min {sec:02d} s"
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
+
+
+def ms_text(value: Optional[float]) -> str:
+    """A latency in ms for people: 3 significant digits, no decimals from 100 ms."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value:.3g}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"

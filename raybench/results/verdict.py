@@ -33,7 +33,9 @@ class Headline:
     @property
     def number(self) -> str:
         """The value as shown: 3 significant digits under 10 ms, else one decimal."""
-        return f"{self.value:.3g}" if self.unit == "ms" and self.value < 10 else f"{self.value:,.1f}"
+        if self.unit == "ms" and self.value < 10:
+            return f"{self.value:.3g}" if self.value < 1 else f"{self.value:.2f}"
+        return f"{self.value:,.1f}"
 
     def compact(self) -> str:
         """Value and unit for a table cell: ``3,008/s``, ``4.86 ms``, ``106.9 ms``."""

@@ -21,7 +21,7 @@ from raybench.benchmarks.base import Benchmark
 from raybench.config.models import HarnessSettings, System
 from raybench.config.names import Mode, accuracy_target_of, model_of
 from raybench.config.systems import load_system
-from raybench.engines import engine_class
+from raybench.engines import check_available, engine_class
 from raybench.engines.base import EngineOptions
 from raybench.errors import ConfigError, RunError, error_line
 from raybench.results.accuracy import AccuracyResult
@@ -90,11 +90,12 @@ class RunReport:
 
 def _resolve_system(request: RunRequest) -> tuple[System, str]:
     if request.system:
-        return load_system(request.system), f"system {request.system} (chosen)"
+        return load_system(request.system), request.system
     from raybench.config.detect import detect_system
 
     found = detect_system()
-    return load_system(found.system_id), f"system {found.system_id} (detected: {found.message})"
+    return load_system(found.system_id), (f"{found.system_id} (detected)" if found.exact
+                                          else f"{found.system_id} ({found.message})")
 
 
 def prepare(request: RunRequest) -> Prepared:
@@ -104,6 +105,8 @@ def prepare(request: RunRequest) -> Prepared:
         RaybenchError: Any bad value, missing path or mismatching model, with one line.
     """
     engine_cls = engine_class(request.engine)
+    if request.address is None and "RAY_ADDRESS" not in os.environ:  # engines run here
+        check_available(request.engine)
     mode = request.mode or (Mode.SUBMISSION if engine_cls.needs_data else Mode.PERFORMANCE)
     if mode != Mode.PERFORMANCE and not engine_cls.needs_data:
         raise ConfigError(f"engine {request.engine.value!r} produces no outputs, so mode "
