@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import console, handle_errors
-from raybench.cli.tables import Column, ms_text, print_json, print_table
+from raybench.cli.tables import Column, print_json, print_table
+from raybench.results.verdict import ms_text
 
 COLUMNS = (
     Column("#", "right"), Column("where", fold=14, hoist=True),

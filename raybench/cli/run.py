@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 from typing import Annotated, Optional
 
 import typer
@@ -13,7 +14,8 @@ from rich.text import Text
 
 from raybench.cli.common import console, err_console, handle_errors
 from raybench.cli.options import run_options
-from raybench.cli.tables import duration_text, fold, ms_text, print_json
+from raybench.cli.tables import duration_text, fold, print_json
+from raybench.results.verdict import explain, ms_text
 from raybench.run.request import OUTPUT
 
 PERCENTILES = ("50.00", "90.00", "99.00", "99.90")
@@ -60,6 +62,7 @@ class ProgressLine:
         self.out = out
         self.live = Live("", console=out, transient=True, refresh_per_second=4)
         self._recent: collections.deque = collections.deque(maxlen=8)  # (elapsed, completed)
+        self._mode = ""
 
     def __enter__(self) -> "ProgressLine":
         self.live.__enter__()
@@ -95,6 +98,9 @@ class ProgressLine:
 
     def line(self, p, width: int) -> Text:
         """The progress line for a snapshot, fitted to ``width`` columns."""
+        if p.mode != self._mode or (self._recent and p.elapsed_s < self._recent[-1][0]):
+            self._recent.clear()  # a new test (accuracy, then performance)
+            self._mode = p.mode
         self._recent.append((p.elapsed_s, p.completed))
         (t0, c0), (t1, c1) = self._recent[0], self._recent[-1]
         rate = (c1 - c0) / (t1 - t0) if t1 > t0 else 0.0
@@ -122,8 +128,6 @@ class ProgressLine:
 
     def update(self, p) -> None:
         """Show a :class:`~raybench.actors.loadgen.Progress` snapshot."""
-        if self._recent and p.elapsed_s < self._recent[-1][0]:
-            self._recent.clear()  # a new test (accuracy, then performance)
         self.live.update(self.line(p, self.out.width))
 
 
@@ -143,8 +147,7 @@ def _on_ready(dashboard: bool, out) -> None:
 
 
 def _verdicts(report):
-    from raybench.results.verdict import explain
-
+    """The verdict of each performance test of ``report`` (None for accuracy tests)."""
     return [explain(t.directory) if t.summary is not None and not t.accuracy else None
             for t in report.tests]
 
@@ -212,9 +215,7 @@ def run_json(report) -> dict:
                  "wall_s": round(o.wall_s, 3)}
         if verdict is not None:
             h = verdict.headline
-            entry.update(valid=verdict.valid,
-                         headline=None if h is None else {"name": h.name, "value": h.value,
-                                                          "unit": h.unit},
+            entry.update(valid=verdict.valid, headline=h and dataclasses.asdict(h),
                          problems=verdict.problems, advice=verdict.advice, notes=verdict.notes,
                          latency_ms={f"p{float(p):g}": ns / 1e6
                                      for p, ns in verdict.percentiles.items()})

@@ -19,6 +19,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
+
 @dataclass(frozen=True)
 class Column:
     """One table column.
@@ -112,17 +113,25 @@ def _cell_len(cell: str) -> int:
 
 def _fold_widths(columns: list[Column], rows: list[list[str]],
                  width: int) -> tuple[dict[int, int], bool]:
-    """Fold width per column position: the columns that fold share the width the others
-    leave (2 characters between columns), each at least its own ``fold``; and whether
-    the columns that do not fold fit at all."""
+    """Fold width per column position, and whether the columns that do not fold fit.
+
+    The columns that fold share the width the others leave (2 characters between columns
+    and 1 after the last): each gets its own ``fold`` width first, then the rest goes to
+    them in proportion to what they still lack.
+    """
     natural = [max([_cell_len(c.header)] + [_cell_len(r[j]) for r in rows])
                for j, c in enumerate(columns)]
-    fixed = sum(n for n, c in zip(natural, columns) if c.fold is None)
-    free = width - fixed - 2 * (len(columns) - 1)
     folding = [j for j, c in enumerate(columns) if c.fold is not None]
-    want = sum(natural[j] for j in folding) or 1
-    folds = {j: min(natural[j], max(columns[j].fold, free * natural[j] // want)) for j in folding}
-    return folds, free >= sum(columns[j].fold for j in folding)
+    fixed = sum(n for j, n in enumerate(natural) if j not in folding)
+    free = width - fixed - 2 * (len(columns) - 1) - 1
+    folds = {j: min(natural[j], columns[j].fold) for j in folding}
+    spare = free - sum(folds.values())
+    lacking = {j: natural[j] - folds[j] for j in folding}
+    total = sum(lacking.values())
+    if spare > 0 and total:
+        for j in folding:
+            folds[j] += min(lacking[j], spare * lacking[j] // total)
+    return folds, spare >= 0
 
 
 def print_json(data: Any) -> None:
@@ -142,11 +151,3 @@ def duration_text(seconds: float) -> str:
     hours, minutes = divmod(minutes, 60)
     return f"{hours} h {minutes:02d} min"
 
-
-def ms_text(value: Optional[float]) -> str:
-    """A latency in ms for people: 3 significant digits, no decimals from 100 ms."""
-    if value is None:
-        return "-"
-    if value < 1:
-        return f"{value:.3g}"
-    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"

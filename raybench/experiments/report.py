@@ -18,6 +18,7 @@ display needed):
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import re
 from dataclasses import dataclass, field
@@ -75,9 +76,7 @@ class RunRow:
             "directory": str(self.directory), "relative": _relative(self.directory, root),
             "system": self.system, "benchmark": self.benchmark, "scenario": self.scenario,
             "mode": self.mode, "valid": self.valid,
-            "headline": None if self.headline is None else {
-                "name": self.headline.name, "value": self.headline.value,
-                "unit": self.headline.unit},
+            "headline": self.headline and dataclasses.asdict(self.headline),
             "p99_ms": self.p99_ms, "target_qps": self.target_qps, "bound_ms": self.bound_ms,
             "problems": self.problems, "advice": self.advice, "notes": self.notes,
             "accuracy": self.accuracy, "accuracy_passed": self.accuracy_passed,

@@ -22,6 +22,15 @@ MLLOG = ":::MLLOG "
 POWER_TIME = "%m-%d-%Y %H:%M:%S.%f"  # LoadGen's power_begin/power_end, UTC
 
 
+def ms_text(value: Optional[float]) -> str:
+    """A latency in ms for people: 3 significant digits, no decimals from 100 ms."""
+    if value is None:
+        return "-"
+    if value < 1:
+        return f"{value:.3g}"
+    return f"{value:.2f}" if value < 10 else f"{value:.1f}" if value < 100 else f"{value:,.0f}"
+
+
 @dataclass
 class Headline:
     """The metric the rules report for a scenario."""
@@ -32,10 +41,8 @@ class Headline:
 
     @property
     def number(self) -> str:
-        """The value as shown: 3 significant digits under 10 ms, else one decimal."""
-        if self.unit == "ms" and self.value < 10:
-            return f"{self.value:.3g}" if self.value < 1 else f"{self.value:.2f}"
-        return f"{self.value:,.1f}"
+        """The value as shown: a latency by :func:`ms_text`, a rate with one decimal."""
+        return ms_text(self.value) if self.unit == "ms" else f"{self.value:,.1f}"
 
     def compact(self) -> str:
         """Value and unit for a table cell: ``3,008/s``, ``4.86 ms``, ``106.9 ms``."""
@@ -91,22 +98,18 @@ def measured_interval(detail: dict[str, Any]) -> Optional[tuple[float, float]]:
 def loadgen_advice(summary_text: str, sections: tuple[str, ...]) -> list[str]:
     """The bullet lines of the summary's sections (e.g. ``Recommendations:``), each
     bullet joined into one line."""
-    lines, current, inside = [], None, False
+    lines: list[str] = []
+    inside = False
     for raw in summary_text.splitlines():
         stripped = raw.strip()
         if stripped in sections:
             inside = True
-            continue
-        if not inside:
-            continue
-        if not stripped or stripped.endswith(":") and not stripped.startswith("*") \
-                or stripped.startswith("==="):
-            inside = stripped in sections
-            continue
-        if stripped.startswith("* "):
-            current = stripped[2:]
-            lines.append(current)
-        elif lines:
+        elif not stripped or stripped.startswith("===") or (
+                stripped.endswith(":") and not stripped.startswith("*")):
+            inside = False  # a blank line, a rule or another section ends the section
+        elif inside and stripped.startswith("* "):
+            lines.append(stripped[2:])
+        elif inside and lines:
             lines[-1] = f"{lines[-1]} {stripped}"
     return lines
 
@@ -172,7 +175,7 @@ def explain(directory: Path) -> Verdict:
         key = f"{pct * 100:.2f}"
         measured = summary.percentiles.get(key)
         if measured is not None and bound:
-            verdict.problems.append(f"p{pct * 100:g} latency {measured / 1e6:,.1f} ms > "
+            verdict.problems.append(f"p{pct * 100:g} latency {ms_text(measured / 1e6)} ms > "
                                     f"{bound / 1e6:g} ms bound")
         else:
             verdict.problems.append("latency bound not met")
@@ -207,5 +210,5 @@ def explain(directory: Path) -> Verdict:
         ok = p99 / 1e6 <= interval
         spq = fields.get("samples_per_query", "?")
         verdict.notes.append(f"v1.0 interval {interval:g} ms at {spq} samples/query "
-                             f"{'met' if ok else 'not met'}: p99 {p99 / 1e6:,.1f} ms")
+                             f"{'met' if ok else 'not met'}: p99 {ms_text(p99 / 1e6)} ms")
     return verdict
