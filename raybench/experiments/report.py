@@ -345,6 +345,8 @@ def plot_throughput(row: RunRow, path: Path, label: str = "") -> Optional[Path]:
         return x[window:], (counts[window:] - counts[:-window]) / np.where(dt > 0, dt, np.nan)
 
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     fig, ax = plt.subplots(figsize=(9, 4.8))
     done_x, done = rate("completed")
     ax.plot(done_x, done, color="tab:blue", linewidth=1.2, label="completed samples/s")
@@ -366,7 +368,8 @@ def plot_throughput(row: RunRow, path: Path, label: str = "") -> Optional[Path]:
     queue = ax.twinx()
     queue.plot(x, t["queued"], color="grey", linewidth=0.8, alpha=0.6, label="queued samples")
     queue.set_ylabel("samples queued in the batcher", color="grey")
-    queue.set_ylim(bottom=0)
+    queue.set_ylim(0, max(1.0, 1.05 * max(t["queued"])))
+    queue.yaxis.set_major_locator(MaxNLocator(integer=True))
     queue.yaxis.set_major_formatter(THOUSANDS)
     handles, names = ax.get_legend_handles_labels()
     more, more_names = queue.get_legend_handles_labels()
