@@ -30,7 +30,7 @@ def _result(row) -> str:
 def _metric(row) -> str:
     if row.headline is not None:
         return row.headline.compact()
-    if row.accuracy:  # "top-1 accuracy (%) 76.4560 PASS" -> "76.456"
+    if row.accuracy:  # "acc: 76.4560 PASS" -> "76.456"
         words = row.accuracy.split()
         return f"{float(words[-2]):.3f}" if len(words) >= 2 else "-"
     return "-"
@@ -67,7 +67,7 @@ def report_command(
         cells.append([
             str(i), r.where(directory), r.system or "-", r.benchmark or "-",
             r.scenario or "-", _result(r), _metric(r), ms_text(r.p99_ms),
-            r.headline.name if r.headline else (r.accuracy.rsplit(" ", 2)[0] if r.accuracy else "-"),
+            r.headline.name if r.headline else (r.accuracy.rsplit(" ", 2)[0].rstrip(":") if r.accuracy else "-"),
             "-" if r.target_qps is None else f"{r.target_qps:,.0f}",
             ms_text(r.percentiles_ms.get("50.00")), ms_text(r.percentiles_ms.get("90.00")),
             "; ".join(r.problems) or "-", str(r.directory),

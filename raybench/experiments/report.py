@@ -27,9 +27,9 @@ from typing import Any, Optional
 
 from raybench.actors.telemetry import TIMELINE
 from raybench.errors import DataError
-from raybench.results.accuracy import ACCURACY_TXT
-from raybench.results.loadgen_log import DETAIL, SUMMARY
-from raybench.results.verdict import Headline, explain, measured_interval, read_detail
+from raybench.results.accuracy import ACCURACY_TXT, verdict_line
+from raybench.results.loadgen_log import DETAIL, SUMMARY, read_detail
+from raybench.results.verdict import Headline, explain, measured_interval
 from raybench.run.record import SETTINGS_JSON, RunRecord
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ class RunRow:
     problems: list[str] = field(default_factory=list)
     advice: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
-    accuracy: Optional[str] = None  # e.g. "acc 76.4560 PASS"
+    accuracy: Optional[str] = None  # e.g. "acc: 76.4560 PASS"
     accuracy_passed: Optional[bool] = None
     percentiles_ms: dict[str, float] = field(default_factory=dict)
     request: dict[str, Any] = field(default_factory=dict)  # the run's settings, and system
@@ -89,16 +89,6 @@ def _relative(path: Path, root: Path) -> str:
         return str(Path(path).relative_to(root))
     except ValueError:
         return str(path)
-
-
-def _accuracy(path: Path) -> tuple[Optional[str], Optional[bool]]:
-    """``accuracy.txt`` as ``"acc 76.4560 PASS"`` and whether it passed."""
-    if not path.is_file():
-        return None, None
-    lines = path.read_text().splitlines()
-    value = lines[1].replace(":", "") if len(lines) > 1 else ""
-    verdict = next((ln.rsplit(":", 1)[-1].strip() for ln in lines if ln.startswith("result")), "")
-    return f"{value} {verdict}".strip(), verdict == "PASS" if verdict else None
 
 
 def collect_runs(root: Path) -> list[RunRow]:
@@ -138,7 +128,9 @@ def collect_runs(root: Path) -> list[RunRow]:
             row.problems, row.advice, row.notes = verdict.problems, verdict.advice, verdict.notes
             row.percentiles_ms = {p: ns / 1e6 for p, ns in verdict.percentiles.items()}
             row.p99_ms = row.percentiles_ms.get("99.00")
-        row.accuracy, row.accuracy_passed = _accuracy(d / ACCURACY_TXT)
+        row.accuracy = verdict_line(d / ACCURACY_TXT)
+        if row.accuracy:
+            row.accuracy_passed = row.accuracy.endswith("PASS")
         if row.accuracy and not (d / SUMMARY).is_file():
             row.mode = row.mode or "AccuracyOnly"
         rows.append(row)
@@ -335,7 +327,10 @@ def plot_throughput(row: RunRow, path: Path, label: str = "") -> Optional[Path]:
     if len(t.get("time_s", [])) < 3:
         return None
     time_s = np.array(t["time_s"])
-    interval = measured_interval(read_detail(row.directory / DETAIL))
+    try:
+        interval = measured_interval(read_detail(row.directory / DETAIL).values())
+    except DataError:
+        interval = None
     x = time_s - (interval[0] if interval else time_s[0])
     window = max(1, int(round(0.5 / max(np.median(np.diff(time_s)), 1e-3))))  # ~0.5 s
 

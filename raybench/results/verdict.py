@@ -1,25 +1,27 @@
 """What a LoadGen test's result means: the rules' headline metric with its unit and, for
 an INVALID result, each unmet constraint in numbers and LoadGen's own advice.
 
-Read from the test's directory: ``mlperf_log_summary.txt`` (the result, the checks, the
-percentiles, the test parameters and LoadGen's "Recommendations" and "Early Stopping
-Result" lines), ``mlperf_log_detail.txt`` (the measured interval and query count) and the
-``mlperf.conf`` raybench writes beside them (the v1.0 MultiStream interval).
+Everything comes from the test's ``mlperf_log_detail.txt`` (through
+:func:`raybench.results.loadgen_log.parse_summary`): the checks, the percentiles, the
+effective test settings, the measured interval (``power_begin``/``power_end``) and
+LoadGen's advice (``result_invalid_reason``, ``early_stopping_result``, the lines its
+summary prints under "Recommendations" and "Early Stopping Result"); plus the
+``mlperf.conf`` raybench writes beside them for the v1.0 MultiStream interval.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
-from raybench.results.loadgen_log import DETAIL, SUMMARY, Summary, parse_summary
+from raybench.results.loadgen_log import SUMMARY, Summary, parse_summary
 
-MLLOG = ":::MLLOG "
 POWER_TIME = "%m-%d-%Y %H:%M:%S.%f"  # LoadGen's power_begin/power_end, UTC
+CHECKS = ("Performance constraints satisfied", "Min duration satisfied", "Min queries satisfied",
+          "Early stopping satisfied")
 
 
 def ms_text(value: Optional[float]) -> str:
@@ -45,7 +47,7 @@ class Headline:
         return ms_text(self.value) if self.unit == "ms" else f"{self.value:,.1f}"
 
     def compact(self) -> str:
-        """Value and unit for a table cell: ``3,008/s``, ``4.86 ms``, ``106.9 ms``."""
+        """Value and unit for a table cell: ``3,008/s``, ``4.86 ms``, ``107 ms``."""
         if self.unit == "samples/s":
             return f"{self.value:,.0f}/s" if self.value >= 100 else f"{self.number}/s"
         return f"{self.number} {self.unit}"
@@ -61,7 +63,7 @@ class Verdict:
     scenario: str
     valid: Optional[bool]
     headline: Optional[Headline]
-    target_qps: Optional[float] = None  # LoadGen's target_qps test parameter
+    target_qps: Optional[float] = None  # LoadGen's effective target QPS
     bound_ms: Optional[float] = None  # Server latency bound or v1.0 MultiStream interval
     problems: list[str] = field(default_factory=list)  # unmet constraints, in numbers
     advice: list[str] = field(default_factory=list)  # LoadGen's own lines (INVALID only)
@@ -69,49 +71,22 @@ class Verdict:
     percentiles: dict[str, int] = field(default_factory=dict)  # "99.00" -> ns
 
 
-def read_detail(path: Path) -> dict[str, Any]:
-    """The values of LoadGen's detail log by key (the last one where a key repeats);
-    empty when the file is missing."""
-    values: dict[str, Any] = {}
-    if not path.is_file():
-        return values
-    for line in path.read_text(errors="replace").splitlines():
-        if line.startswith(MLLOG):
-            try:
-                entry = json.loads(line[len(MLLOG):])
-            except json.JSONDecodeError:
-                continue
-            values[entry.get("key")] = entry.get("value")
-    return values
-
-
-def measured_interval(detail: dict[str, Any]) -> Optional[tuple[float, float]]:
+def measured_interval(fields: dict[str, Any]) -> Optional[tuple[float, float]]:
     """LoadGen's measured interval (power_begin, power_end) as Unix seconds, if logged."""
     try:
-        begin, end = (datetime.strptime(detail[k], POWER_TIME).replace(tzinfo=timezone.utc)
+        begin, end = (datetime.strptime(fields[k], POWER_TIME).replace(tzinfo=timezone.utc)
                       for k in ("power_begin", "power_end"))
     except (KeyError, TypeError, ValueError):
         return None
     return begin.timestamp(), end.timestamp()
 
 
-def loadgen_advice(summary_text: str, sections: tuple[str, ...]) -> list[str]:
-    """The bullet lines of the summary's sections (e.g. ``Recommendations:``), each
-    bullet joined into one line."""
-    lines: list[str] = []
-    inside = False
-    for raw in summary_text.splitlines():
-        stripped = raw.strip()
-        if stripped in sections:
-            inside = True
-        elif not stripped or stripped.startswith("===") or (
-                stripped.endswith(":") and not stripped.startswith("*")):
-            inside = False  # a blank line, a rule or another section ends the section
-        elif inside and stripped.startswith("* "):
-            lines.append(stripped[2:])
-        elif inside and lines:
-            lines[-1] = f"{lines[-1]} {stripped}"
-    return lines
+def loadgen_advice(fields: dict[str, Any]) -> list[str]:
+    """LoadGen's recommendation and early-stopping lines, one per bullet."""
+    lines = [str(fields.get("result_invalid_reason") or "").strip()]
+    lines += re.split(r"\s*\*\s+", str(fields.get("early_stopping_result") or ""))
+    return [" ".join(line.split()) for line in lines
+            if line.strip() and line.strip() != "Run unsuccessful."]
 
 
 def _float(value: Any) -> Optional[float]:
@@ -125,7 +100,7 @@ def headline(summary: Summary) -> Optional[Headline]:
     """The rules' headline metric of a performance test: samples/s (Offline), scheduled
     samples/s (Server), the percentile latency in ms (SingleStream, MultiStream)."""
     if summary.scenario == "Server":
-        scheduled = _float(summary.fields.get("Scheduled samples per second"))
+        scheduled = _float(summary.fields.get("result_scheduled_samples_per_sec"))
         if scheduled is not None:
             return Headline("scheduled throughput", scheduled, "samples/s")
         return None if summary.metric is None else Headline(
@@ -151,64 +126,56 @@ def _v10_interval_ms(directory: Path, scenario: str) -> Optional[float]:
     return None
 
 
+def _problems(summary: Summary) -> list[str]:
+    """Each check LoadGen failed, with the measured value against the bound."""
+    f, failed, problems = summary.fields, set(summary.invalid_reasons), []
+    if CHECKS[0] in failed:
+        pct = _float(f.get("effective_target_latency_percentile")) or 0.99
+        measured = summary.percentiles.get(f"{pct * 100:.2f}")
+        bound = _float(f.get("effective_target_latency_ns"))
+        problems.append(f"p{pct * 100:g} latency {ms_text(measured / 1e6)} ms > "
+                        f"{bound / 1e6:g} ms bound" if measured is not None and bound
+                        else "latency bound not met")
+    if CHECKS[1] in failed:
+        minimum, interval = _float(f.get("effective_min_duration_ms")), measured_interval(f)
+        problems.append(f"ran {interval[1] - interval[0]:.2f} s < {minimum / 1000:g} s "
+                        "minimum duration" if minimum and interval
+                        else "shorter than the minimum duration")
+    if CHECKS[2] in failed:
+        count, minimum = f.get("result_query_count"), f.get("effective_min_query_count")
+        problems.append(f"{count:,} queries < {minimum:,} minimum"
+                        if isinstance(count, int) and isinstance(minimum, int)
+                        else "minimum query count not met")
+    if CHECKS[3] in failed:
+        problems.append("early stopping not met")
+    return problems + [c.replace(" satisfied", "") + " not met"
+                       for c in sorted(failed - set(CHECKS))]
+
+
 def explain(directory: Path) -> Verdict:
     """The verdict of the LoadGen test in ``directory``.
 
     Raises:
-        DataError: The directory has no LoadGen summary.
+        DataError: The directory has no (or a malformed) LoadGen detail log.
     """
     directory = Path(directory)
     summary = parse_summary(directory / SUMMARY)
-    text = (directory / SUMMARY).read_text(errors="replace")
-    detail = read_detail(directory / DETAIL)
-    fields = summary.fields
+    f = summary.fields
     verdict = Verdict(summary.scenario, summary.valid, headline(summary),
-                      target_qps=_float(fields.get("target_qps")),
-                      percentiles=summary.percentiles)
-    failed = set(summary.invalid_reasons)
-    bound = _float(fields.get("target_latency (ns)"))
+                      target_qps=_float(f.get("effective_target_qps")),
+                      percentiles=summary.percentiles, problems=_problems(summary))
+    if summary.valid is False:
+        verdict.advice = loadgen_advice(f)
+    bound = _float(f.get("effective_target_latency_ns"))
     if summary.scenario == "Server" and bound:
         verdict.bound_ms = bound / 1e6
-
-    if "Performance constraints satisfied" in failed:
-        pct = _float(detail.get("effective_target_latency_percentile")) or 0.99
-        key = f"{pct * 100:.2f}"
-        measured = summary.percentiles.get(key)
-        if measured is not None and bound:
-            verdict.problems.append(f"p{pct * 100:g} latency {ms_text(measured / 1e6)} ms > "
-                                    f"{bound / 1e6:g} ms bound")
-        else:
-            verdict.problems.append("latency bound not met")
-    if "Min duration satisfied" in failed:
-        minimum = _float(fields.get("min_duration (ms)"))
-        interval = measured_interval(detail)
-        if minimum and interval:
-            verdict.problems.append(f"ran {interval[1] - interval[0]:.2f} s < "
-                                    f"{minimum / 1000:g} s minimum duration")
-        else:
-            verdict.problems.append("shorter than the minimum duration" + (
-                f" of {minimum / 1000:g} s" if minimum else ""))
-    if "Min queries satisfied" in failed:
-        count, minimum = detail.get("result_query_count"), _float(fields.get("min_query_count"))
-        verdict.problems.append(f"{count:,} queries < {minimum:,.0f} minimum"
-                                if isinstance(count, int) and minimum else
-                                "minimum query count not met")
-    if "Early stopping satisfied" in failed:
-        verdict.problems.append("early stopping not met")
-    for check in sorted(failed - {"Performance constraints satisfied", "Min duration satisfied",
-                                  "Min queries satisfied", "Early stopping satisfied"}):
-        verdict.problems.append(check.replace(" satisfied", "") + " not met")
-    if summary.valid is False:
-        verdict.advice = [line for line in loadgen_advice(
-            text, ("Recommendations:", "Early Stopping Result:")) if line != "Run unsuccessful."]
-
     interval = _v10_interval_ms(directory, summary.scenario)
     p99 = summary.percentiles.get("99.00")
     if interval:
         verdict.bound_ms = interval
     if interval and p99 is not None:
         ok = p99 / 1e6 <= interval
-        spq = fields.get("samples_per_query", "?")
+        spq = f.get("effective_samples_per_query", "?")
         verdict.notes.append(f"v1.0 interval {interval:g} ms at {spq} samples/query "
                              f"{'met' if ok else 'not met'}: p99 {ms_text(p99 / 1e6)} ms")
     return verdict

@@ -16,6 +16,7 @@ from raybench.config.models import HarnessSettings
 from raybench.experiments.report import collect_runs, qps_points, short_labels, write_report
 from raybench.experiments.sweep import write_rows
 from raybench.run import RunRequest
+from raybench.results.accuracy import AccuracyResult, Score
 from raybench.run.record import RunRecord
 
 DATA = Path(__file__).parent / "data" / "loadgen"
@@ -29,10 +30,11 @@ def make_test(root: Path, scenario: str, logs: str, **request) -> Path:
     d.mkdir(parents=True)
     for f in (DATA / logs).iterdir():
         shutil.copy(f, d)
-    if "target_qps" in request:  # the target LoadGen ran with, as its summary says
-        summary = d / "mlperf_log_summary.txt"
-        summary.write_text(summary.read_text().replace(
-            "target_qps : 3000", f"target_qps : {request['target_qps']}"))
+    if "target_qps" in request:  # the target LoadGen ran with, as its detail log says
+        detail = d / "mlperf_log_detail.txt"
+        detail.write_text(detail.read_text().replace(
+            '"key": "effective_target_qps", "value": 3000',
+            f'"key": "effective_target_qps", "value": {request["target_qps"]}'))
     RunRecord(request=RunRequest(scenario=scenario, system=SYSTEM, **request), system=SYSTEM,
               engines=1, harness=HarnessSettings(batch_size=8), tuned=[], rules_round="v1.0",
               test_settings={"scenario": scenario, "mode": "PerformanceOnly"}, overridden=[],
@@ -49,8 +51,8 @@ def results(tmp_path):
                                        for i in range(40)])
     acc = tmp_path / "runs" / SYSTEM / "resnet50" / "Offline" / "accuracy"
     acc.mkdir(parents=True)
-    (acc / "accuracy.txt").write_text("benchmark: resnet50\ntop-1 accuracy (%): 76.4560\n"
-                                      "fp32 reference: 76.46\nresult (99% target): PASS\n")
+    score = Score(76.456, "accuracy=76.456%, good=38228, total=50000")
+    AccuracyResult("resnet50", "top-1 accuracy (%)", score, 76.46, 0.99).write(acc)
     peak = tmp_path / "peak"
     for part, qps in (("probes/a", 2000), ("probes/b", 3000), ("confirm/probes/c", 2400)):
         make_test(peak / part, "Server", "server_invalid", target_qps=qps)
@@ -73,7 +75,7 @@ def test_rows_carry_the_headline_and_the_reasons(results):
     assert offline.headline.unit == "samples/s" and offline.problems == [
         "ran 0.32 s < 2 s minimum duration"]
     acc = by[("Offline", "AccuracyOnly")]
-    assert acc.accuracy == "top-1 accuracy (%) 76.4560 PASS" and acc.accuracy_passed is True
+    assert acc.accuracy == "top-1 accuracy (%): 76.4560 PASS" and acc.accuracy_passed is True
     assert acc.where(results / "runs") == ""
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from raybench.errors import DataError
-from raybench.results.verdict import Headline, explain, loadgen_advice, measured_interval, read_detail
+from raybench.results.verdict import Headline, explain, loadgen_advice, measured_interval
 
 DATA = Path(__file__).parent / "data" / "loadgen"
 
@@ -49,13 +49,10 @@ def test_multistream_is_held_against_the_v1_interval():
                         "Need to process at least 662 queries for early stopping."]
 
 
-def test_missing_detail_log_still_explains(tmp_path):
+def test_without_a_detail_log_there_is_no_verdict(tmp_path):
     shutil.copy(DATA / "offline_short" / "mlperf_log_summary.txt", tmp_path)
-    v = explain(tmp_path)
-    assert v.problems == ["shorter than the minimum duration of 2 s"]
-    assert read_detail(tmp_path / "mlperf_log_detail.txt") == {}
     with pytest.raises(DataError):
-        explain(tmp_path / "nothing")
+        explain(tmp_path)
 
 
 def test_measured_interval_is_utc_seconds():
@@ -65,6 +62,12 @@ def test_measured_interval_is_utc_seconds():
     assert measured_interval({}) is None
 
 
-def test_advice_bullets_span_lines():
-    text = "Recommendations:\n * one\n two\n * three\n\nOther:\n * not this\n"
-    assert loadgen_advice(text, ("Recommendations:",)) == ["one two", "three"]
+def test_advice_is_one_line_per_bullet():
+    fields = {"result_invalid_reason": "Reduce target QPS to improve latency. ",
+              "early_stopping_result": " * Run unsuccessful.  * Processed 6018 queries.  "
+                                       "* Would need to run at least 31652 more queries,  "
+                                       "with the run being successful"}
+    assert loadgen_advice(fields) == [
+        "Reduce target QPS to improve latency.", "Processed 6018 queries.",
+        "Would need to run at least 31652 more queries, with the run being successful"]
+    assert loadgen_advice({}) == []
