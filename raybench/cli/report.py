@@ -8,14 +8,15 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import console, handle_errors
-from raybench.cli.tables import Column, print_json, print_table
+from raybench.cli.tables import Column, JsonOption, WideOption, print_json, print_table
 from raybench.results.verdict import ms_text
 
 COLUMNS = (
     Column("#", "right"), Column("where", fold=14, hoist=True),
     Column("system", fold=16, hoist=True), Column("benchmark", hoist=True),
     Column("scenario", hoist=True), Column("result"), Column("metric", "right"),
-    Column("p99 ms", "right"), Column("headline", wide=True), Column("target QPS", "right", wide=True),
+    Column("p99 ms", "right"), Column("headline", wide=True),
+    Column("target QPS", "right", wide=True),
     Column("p50 ms", "right", wide=True), Column("p90 ms", "right", wide=True),
     Column("why", wide=True), Column("directory", wide=True, fold=40),
 )
@@ -41,9 +42,10 @@ def report_command(
     directory: Annotated[Path, typer.Argument(help="Results directory to report on.")],
     plots: Annotated[Optional[Path], typer.Option(
         metavar="PATH", help="Where the PNGs go (default: DIRECTORY).")] = None,
-    no_plots: Annotated[bool, typer.Option("--no-plots", metavar="", help="Only the table.")] = False,
-    wide: Annotated[bool, typer.Option("--wide", metavar="", help="Every column (wider than 80).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the runs and plots as JSON.")] = False,
+    no_plots: Annotated[bool, typer.Option("--no-plots", metavar="",
+                                           help="Only the table.")] = False,
+    wide: WideOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Table every LoadGen test under DIRECTORY; plot latencies, QPS vs p99 and throughput."""
     from raybench.errors import ConfigError
@@ -64,10 +66,11 @@ def report_command(
         return
     cells = []
     for i, r in enumerate(rows, 1):
+        kind = r.accuracy.rsplit(" ", 2)[0].rstrip(":") if r.accuracy else "-"  # the metric
         cells.append([
             str(i), r.where(directory), r.system or "-", r.benchmark or "-",
             r.scenario or "-", _result(r), _metric(r), ms_text(r.p99_ms),
-            r.headline.name if r.headline else (r.accuracy.rsplit(" ", 2)[0].rstrip(":") if r.accuracy else "-"),
+            r.headline.name if r.headline else kind,
             "-" if r.target_qps is None else f"{r.target_qps:,.0f}",
             ms_text(r.percentiles_ms.get("50.00")), ms_text(r.percentiles_ms.get("90.00")),
             "; ".join(r.problems) or "-", str(r.directory),

@@ -170,7 +170,8 @@ def _lines(rows: list[tuple[str, str]]) -> Padding:
 def print_summary(report) -> None:
     """One screen: per test the result and why, the headline metric, latencies, where."""
     prepared = report.prepared
-    console.rule(f"{prepared.request.benchmark} / {prepared.request.scenario} on {prepared.system.id}")
+    request = prepared.request
+    console.rule(f"{request.benchmark} / {request.scenario} on {prepared.system.id}")
     for test, verdict in zip(report.tests, _verdicts(report)):
         o = test.outcome
         rows: list[tuple[str, str]] = []

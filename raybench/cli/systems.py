@@ -8,15 +8,13 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import console, handle_errors
-from raybench.cli.tables import Column, print_json, print_table
+from raybench.cli.tables import Column, JsonOption, WideOption, print_json, print_table
 from raybench.config.names import SCENARIOS, check_benchmark, check_scenario
 from raybench.config.systems import load_system, system_ids, systems_dir
 from raybench.errors import ConfigError, choices
 
 app = typer.Typer(help="Systems under test: list, show, detect.", no_args_is_help=True)
 
-WIDE = Annotated[bool, typer.Option("--wide", metavar="", help="Every column (wider than 80).")]
-JSON = Annotated[bool, typer.Option("--json", metavar="", help="Print the result as JSON.")]
 LIST_COLUMNS = (Column("id"), Column("accelerators"), Column("name", fold=20))
 SHOW_COLUMNS = (
     Column("benchmark", hoist=True), Column("scenario"), Column("target", "right"),
@@ -28,12 +26,14 @@ SHOW_COLUMNS = (
 
 
 def _accelerators(system) -> str:
-    return f"{system.accelerator_count} x {system.accelerator}" if system.accelerator_count else "CPU"
+    if not system.accelerator_count:
+        return "CPU"
+    return f"{system.accelerator_count} x {system.accelerator}"
 
 
 @app.command("list")
 @handle_errors
-def list_systems(wide: WIDE = False, as_json: JSON = False) -> None:
+def list_systems(wide: WideOption = False, as_json: JsonOption = False) -> None:
     """List every system file: id, accelerators and the submission's system name."""
     systems = [load_system(system_id) for system_id in system_ids()]
     if as_json:
@@ -50,11 +50,14 @@ def list_systems(wide: WIDE = False, as_json: JSON = False) -> None:
 @app.command("show")
 @handle_errors
 def show(
-    system_id: Annotated[str, typer.Argument(metavar="ID", help="System id, see `raybench systems list`.")],
-    benchmark: Annotated[Optional[str], typer.Option("--benchmark", "-b", help="Only this benchmark id.")] = None,
-    scenario: Annotated[Optional[str], typer.Option("--scenario", "-s", help="Only this scenario.")] = None,
-    wide: WIDE = False,
-    as_json: JSON = False,
+    system_id: Annotated[str, typer.Argument(
+        metavar="ID", help="System id, see `raybench systems list`.")],
+    benchmark: Annotated[Optional[str], typer.Option(
+        "--benchmark", "-b", metavar="ID", help="Only this benchmark id.")] = None,
+    scenario: Annotated[Optional[str], typer.Option(
+        "--scenario", "-s", metavar="NAME", help="Only this scenario.")] = None,
+    wide: WideOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Show a system's description and its resolved harness settings."""
     if benchmark is not None:
@@ -135,7 +138,7 @@ def _target(h) -> str:
 
 @app.command("detect")
 @handle_errors
-def detect(as_json: JSON = False) -> None:
+def detect(as_json: JsonOption = False) -> None:
     """Detect this host's GPUs and name the system file to use."""
     from raybench.config.detect import detect_system
 

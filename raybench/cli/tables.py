@@ -12,12 +12,19 @@ import json
 import re
 import sys
 from dataclasses import dataclass
-from typing import Any, Iterable, Optional, Sequence
+from typing import Annotated, Any, Iterable, Optional, Sequence
 
+import typer
 from rich import box
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
+
+
+WideOption = Annotated[bool, typer.Option("--wide", metavar="",
+                                          help="Every column (wider than 80).")]
+JsonOption = Annotated[bool, typer.Option("--json", metavar="",
+                                          help="Print the result as JSON on stdout.")]
 
 
 @dataclass(frozen=True)

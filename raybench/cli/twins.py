@@ -11,7 +11,9 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import console, err_console, handle_errors
-from raybench.cli.tables import Column, duration_text, print_json, print_table
+from raybench.cli.tables import (
+    Column, JsonOption, WideOption, duration_text, print_json, print_table,
+)
 
 COLUMNS = (
     Column("#", "right"), Column("system", fold=16, hoist=True),
@@ -46,17 +48,21 @@ def twins_command(
     duration: Annotated[float, typer.Option(
         metavar="NUM", help="LoadGen minimum duration per run, seconds.")] = 5.0,
     system: Annotated[Optional[list[str]], typer.Option(
-        metavar="ID", help="Seed system id (repeatable; default: every system with published results).")] = None,
+        metavar="ID",
+        help="Seed system id (repeatable; default: every system with published results).")] = None,
     benchmark: Annotated[Optional[list[str]], typer.Option(
-        metavar="ID", help="Benchmark id (repeatable; default resnet50; calibrated: resnet50, bert-99, "
+        metavar="ID",
+        help="Benchmark id (repeatable; default resnet50; calibrated: resnet50, bert-99, "
              "ssd-resnet34).")] = None,
     scenario: Annotated[Optional[list[str]], typer.Option(
         metavar="NAME", help="Scenario (repeatable; default Offline and Server).")] = None,
     ceiling: Annotated[bool, typer.Option(
-        metavar="", help="Also run null engines on the largest system: this machine's harness ceiling.")] = True,
-    output: Annotated[Path, typer.Option(metavar="PATH", help="Results root.")] = Path("results/twins"),
-    wide: Annotated[bool, typer.Option("--wide", metavar="", help="Every column (wider than 80).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", metavar="", help="Print the rows as JSON.")] = False,
+        metavar="", help="Also run null engines on the largest system: this machine's "
+                         "harness ceiling.")] = True,
+    output: Annotated[Path, typer.Option(
+        metavar="PATH", help="Results root.")] = Path("results/twins"),
+    wide: WideOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run each seed system's simulated twin (sim engines) and compare with the published result."""
     from raybench.config.names import check_benchmark, check_scenario
