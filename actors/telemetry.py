@@ -213,7 +213,6 @@ class Telemetry:
                     log.exception("recording telemetry failed")
                     return
 
-        self.record()
         self._thread = threading.Thread(target=loop, name="raybench-telemetry", daemon=True)
         self._thread.start()
 
