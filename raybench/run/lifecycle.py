@@ -21,7 +21,7 @@ from raybench.benchmarks.base import Benchmark
 from raybench.config.models import HarnessSettings, System
 from raybench.config.names import Mode, accuracy_target_of, model_of
 from raybench.config.systems import load_system
-from raybench.engines import engine_class
+from raybench.engines import check_available, engine_class
 from raybench.engines.base import EngineOptions
 from raybench.errors import ConfigError, RunError, error_line
 from raybench.results.accuracy import AccuracyResult
@@ -90,11 +90,12 @@ class RunReport:
 
 def _resolve_system(request: RunRequest) -> tuple[System, str]:
     if request.system:
-        return load_system(request.system), f"system {request.system} (chosen)"
+        return load_system(request.system), request.system
     from raybench.config.detect import detect_system
 
     found = detect_system()
-    return load_system(found.system_id), f"system {found.system_id} (detected: {found.message})"
+    return load_system(found.system_id), (f"{found.system_id} (detected)" if found.exact
+                                          else f"{found.system_id} ({found.message})")
 
 
 def prepare(request: RunRequest) -> Prepared:
@@ -104,6 +105,8 @@ def prepare(request: RunRequest) -> Prepared:
         RaybenchError: Any bad value, missing path or mismatching model, with one line.
     """
     engine_cls = engine_class(request.engine)
+    if request.address is None and "RAY_ADDRESS" not in os.environ:  # engines run here
+        check_available(request.engine)
     mode = request.mode or (Mode.SUBMISSION if engine_cls.needs_data else Mode.PERFORMANCE)
     if mode != Mode.PERFORMANCE and not engine_cls.needs_data:
         raise ConfigError(f"engine {request.engine.value!r} produces no outputs, so mode "
@@ -211,14 +214,16 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             modes = ([Mode.ACCURACY, Mode.PERFORMANCE] if prepared.mode == Mode.SUBMISSION
                      else [prepared.mode])
             for mode in modes:
-                report.tests.append(_run_test(prepared, mode, placement, results, on_progress))
+                report.tests.append(_run_test(prepared, mode, placement, results, on_progress,
+                                              report.engine_info))
         finally:
             placement.release()
     return report
 
 
 def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: ResultDir,
-              on_progress: Optional[Callable] = None) -> TestReport:
+              on_progress: Optional[Callable] = None,
+              engine_info: Optional[list[dict]] = None) -> TestReport:
     import ray
 
     name = "accuracy" if mode == Mode.ACCURACY else "performance/run_1"
@@ -233,6 +238,7 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
         want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
         run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
                   f"{prepared.request.scenario}/{name}",
+        engine_info=engine_info or [],
     )
     actor = placement.loadgen_actor()
     try:
