@@ -70,7 +70,11 @@ def collect_runs(root: Path) -> list[RunRow]:
                 row.scenario = record.test_settings.get("scenario", record.request.scenario)
                 row.mode = record.test_settings.get("mode", "")
         if (d / SUMMARY).is_file():
-            s = parse_summary(d / SUMMARY)
+            try:
+                s = parse_summary(d / SUMMARY)
+            except (UnicodeDecodeError, ValueError) as exc:
+                raise DataError(f"{d / SUMMARY}: not a readable LoadGen summary "
+                                f"({' '.join(str(exc).split())[:120]})") from None
             row.scenario = row.scenario or s.scenario
             row.mode = s.mode or row.mode
             row.valid, row.metric_name, row.metric = s.valid, s.metric_name, s.metric
