@@ -67,11 +67,22 @@ def read_standin(directory: Path) -> Standin:
 
 
 def cached_standin(benchmark_id: str) -> Standin:
-    """The cached default stand-in of a benchmark, generated on first use."""
+    """The cached default stand-in of a benchmark, generated on first use.
+
+    Runs started at the same time share the work: one generates (holding a lock next to
+    the cache entry), the others wait for it and read its result.
+    """
+    import fcntl
+
     directory = cache_dir() / "standins" / model_of(benchmark_id)
     if (directory / MARKER).is_file():
         return read_standin(directory)
-    if directory.exists():
-        shutil.rmtree(directory)  # an incomplete leftover
-    log.info("generating the %s stand-in in %s", benchmark_id, directory)
-    return build_standin(benchmark_id, directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (directory / MARKER).is_file():  # generated while this run waited
+            return read_standin(directory)
+        if directory.exists():
+            shutil.rmtree(directory)  # an incomplete leftover
+        log.info("generating the %s stand-in in %s", benchmark_id, directory)
+        return build_standin(benchmark_id, directory)
