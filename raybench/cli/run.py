@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from raybench.cli.common import console, handle_errors
+from raybench.cli.common import Verbosity, console, handle_errors, info_console, wait_for_interrupt
 from raybench.cli.options import run_options
 
 
@@ -11,16 +11,48 @@ from raybench.cli.options import run_options
 def run_command(values: dict) -> None:
     """Run a real MLPerf LoadGen test on Ray and write LoadGen's logs under OUTPUT."""
     from raybench.run import RunRequest, execute, prepare
+    from raybench.run.outputs import check_output_dir
 
     request = RunRequest.from_options(values)
     prepared = prepare(request)
-    console.print(f"[bold]raybench run[/bold] {request.benchmark} {request.scenario} "
-                  f"{prepared.mode} on {prepared.system_note}, {prepared.engines} x "
-                  f"{request.engine} engine")
+    check_output_dir(request.output)
+    info_console.print(f"[bold]raybench run[/bold] {request.benchmark} {request.scenario} "
+                       f"{prepared.mode} on {prepared.system_note}, {prepared.engines} x "
+                       f"{request.engine} engine")
+
+    def done(report, session) -> None:
+        progress.close()
+        print_summary(report)
+        if request.keep_dashboard and session is not None and session.local:
+            wait_for_interrupt(f"the local Ray and its dashboard stay up at "
+                               f"{session.dashboard_url or '(no dashboard)'}")
+
+    log_file = prepared.result_dir / RAY_LOG
     with ProgressLine() as progress:
-        report = execute(prepared, on_ready=_print_dashboard if request.dashboard else None,
-                         on_progress=progress.update)
-    print_summary(report)
+        execute(prepared, on_placed=lambda session, placement: print_cluster(
+                    session, placement, log_file, request.dashboard or request.keep_dashboard),
+                on_progress=progress.update, on_done=done, ray_log=log_file,
+                verbose=Verbosity.verbose)
+
+
+RAY_LOG = "raybench.log"
+
+
+def print_cluster(session, placement, log_file, dashboard: bool) -> None:
+    """on_placed hook: which Ray the run uses, where its logs, dashboard and metrics are."""
+    if session is None:
+        return
+    where = (f"a local Ray listening on {session.address.rsplit(':', 1)[0]}" if session.local
+             else f"the Ray cluster at {session.address} (from {session.source})")
+    info_console.print(f"Ray: {where}; Ray's log: {log_file}"
+                       + (f"; worker logs: {session.logs_dir}" if session.logs_dir else ""))
+    if dashboard or not session.local:
+        url = session.dashboard_url
+        hint = " (token: `ray get-auth-token`)" if url and session.token_auth else ""
+        info_console.print(f"Ray dashboard: {url}{hint}" if url else "Ray dashboard: not running "
+                           "(install ray[default]; with --address, the cluster's head serves it)")
+    if placement.metrics_url:
+        info_console.print(f"metrics (Prometheus): {placement.metrics_url}")
 
 
 class ProgressLine:
@@ -29,15 +61,23 @@ class ProgressLine:
     def __init__(self):
         from rich.live import Live
 
-        self.live = Live("", console=console, transient=True, refresh_per_second=4)
+        self.live = None if Verbosity.quiet else Live("", console=console, transient=True,
+                                                      refresh_per_second=4)
         self._last = None
 
     def __enter__(self) -> "ProgressLine":
-        self.live.__enter__()
+        if self.live is not None:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.live.__exit__(*exc)
+        self.close()
+
+    def close(self) -> None:
+        """Remove the line (before the summary is printed)."""
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+            self.live = None
 
     def update(self, p) -> None:
         """Show a :class:`~raybench.actors.loadgen.Progress` snapshot."""
@@ -45,19 +85,12 @@ class ProgressLine:
         if self._last is not None and p.elapsed_s > self._last.elapsed_s:
             qps = (p.completed - self._last.completed) / (p.elapsed_s - self._last.elapsed_s)
         self._last = p
+        if self.live is None:
+            return
         self.live.update(
             f"{p.mode} {p.elapsed_s:.1f}/{p.min_duration_s:g} s  {p.completed:,}/{p.received:,} "
             f"done  {qps:,.0f}/s  {p.inflight_batches} in flight  {p.queued:,} queued",
         )
-
-
-def _print_dashboard(handles) -> None:
-    """on_ready hook: the dashboard URL of the Ray this run actually uses."""
-    from raybench.actors.telemetry import dashboard_url
-
-    url = dashboard_url()
-    console.print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running "
-                  "(install ray[default]; with --address, the cluster's head serves it)")
 
 
 def print_summary(report) -> None:
