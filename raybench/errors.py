@@ -2,7 +2,11 @@
 
 Every error raised for bad input or a failed run derives from :class:`RaybenchError`;
 its message is one line meant for the user. The CLI prints it and exits with code 2.
+:class:`Interrupted` (Ctrl-C, SIGTERM) is a ``KeyboardInterrupt`` instead, so no failure
+handler swallows it; the CLI exits with 130 or 143.
 """
+
+import signal
 
 
 class RaybenchError(Exception):
@@ -71,13 +75,14 @@ class Interrupted(KeyboardInterrupt):
             KeyboardInterrupt, so whoever installed the handler may correct it).
     """
 
-    def __init__(self, what: str = "", signum: int = 2):
+    def __init__(self, what: str = "", signum: int = signal.SIGINT):
         super().__init__(what)
         self.what = what
         self.signum = signum
 
     def __str__(self) -> str:
-        name = "SIGTERM" if self.signum == 15 else "Ctrl-C" if self.signum == 2 else f"signal {self.signum}"
+        name = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(self.signum,
+                                                                       f"signal {self.signum}")
         return f"interrupted ({name}) {self.what}".strip()
 
     @property

@@ -42,8 +42,12 @@ def print_cluster(session, placement, log_file, dashboard: bool) -> None:
     """on_placed hook: which Ray the run uses, where its logs, dashboard and metrics are."""
     if session is None:
         return
-    where = (f"a local Ray listening on {session.address.rsplit(':', 1)[0]}" if session.local
-             else f"the Ray cluster at {session.address} (from {session.source})")
+    if not session.local:
+        where = f"the Ray cluster at {session.address} (from {session.source})"
+    elif session.loopback:
+        where = "a local Ray listening on 127.0.0.1 only"
+    else:
+        where = f"a local Ray at {session.address}, listening on every interface (--listen)"
     info_console.print(f"Ray: {where}; Ray's log: {log_file}"
                        + (f"; worker logs: {session.logs_dir}" if session.logs_dir else ""))
     if dashboard or not session.local:

@@ -205,6 +205,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             started, or a test could not complete.
         Interrupted: Ctrl-C or SIGTERM (everything is stopped when it is raised).
     """
+    import ray
+
     request, system = prepared.request, prepared.system
     report = RunReport(prepared)
     gpu = system.accelerator_count > 0
@@ -218,11 +220,9 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
                 prepared.engines + 1, request.dashboard or request.keep_dashboard,
                 listen=request.listen, job_name=f"raybench run {label}",
                 ray_log=ray_log, verbose=verbose) as session:
-            import ray  # after ray_session: a local Ray's settings are read at import
-
             doing = "while placing the engines; nothing was written"
-            stopped = "; LoadGen, the engines and " + (
-                "the local Ray are stopped" if session and session.local else "their actors are stopped")
+            stopped = ("; LoadGen, the engines and the local Ray are stopped"
+                       if session and session.local else "; LoadGen and the engines are stopped")
             placement = place(_engine_spec(prepared), prepared.engines, gpu,
                               request.max_restarts,
                               namespace=run_namespace(f"{request.benchmark}-{request.scenario}"))
@@ -292,8 +292,9 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
     try:
         _write_settings(prepared, settings, outcome, partial)
         accuracy = _accuracy(prepared, partial) if mode == Mode.ACCURACY else None
-    except OSError as exc:
-        raise RunError(f"cannot write results: {os_error_line(exc)}") from None
+    except OSError as exc:  # a full disk: a write names no file, so name the directory
+        raise RunError(f"cannot write results: {os_error_line(exc, partial)}; "
+                       f"{kept}") from None
     summary = parse_summary(partial / SUMMARY)
     return TestReport(mode.value, results.finish_test(name), summary, outcome, accuracy)
 

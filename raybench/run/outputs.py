@@ -44,8 +44,9 @@ _REASONS = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quo
 
 
 def os_error_line(exc: OSError, path: Optional[Path] = None) -> str:
-    """``<path>: <reason>`` for an OSError, naming the path it was about."""
-    where = path or exc.filename or "?"
+    """``<file>: <reason>`` for an OSError: the file it names, else ``path`` (a failed
+    write, on a full disk say, names no file)."""
+    where = exc.filename or path or "?"
     return f"{where}: {_REASONS.get(exc.errno, exc.strerror or str(exc))}"
 
 
@@ -79,7 +80,8 @@ def check_output_dir(path: Path, what: str = "--output") -> Path:
             raise ConfigError(f"{what} {path}: "
                               + ("not a directory" if blocker == path
                                  else f"{blocker} is not a directory")) from None
-        raise ConfigError(f"{what} {path}: cannot write there: {os_error_line(exc)}") from None
+        raise ConfigError(f"{what} {path}: cannot write there: {os_error_line(exc, path)}"
+                          ) from None
     return path
 
 
@@ -112,7 +114,7 @@ class ResultDir:
         try:
             fd = os.open(self.root / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(f"results directory {os_error_line(exc)}") from None
+            raise ConfigError(f"results directory {os_error_line(exc, self.root)}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -152,7 +154,7 @@ class ResultDir:
                 log.warning("moved %s, left by an interrupted run, to %s", partial, keep)
             partial.mkdir(parents=True)
         except OSError as exc:
-            raise RunError(f"cannot write results: {os_error_line(exc)}") from None
+            raise RunError(f"cannot write results: {os_error_line(exc, partial)}") from None
         return partial
 
     def finish_test(self, name: str) -> Path:
@@ -170,7 +172,7 @@ class ResultDir:
             self._write_journal({"name": name, "keep": keep and str(keep.relative_to(self.root))})
             self._move_into_place(name, keep)
         except OSError as exc:
-            raise RunError(f"cannot write results: {os_error_line(exc)}") from None
+            raise RunError(f"cannot write results: {os_error_line(exc, self.root)}") from None
         return final
 
     # -- the two renames, written down first -----------------------------------------
@@ -209,7 +211,7 @@ class ResultDir:
             self._move_into_place(name, self.root / keep if keep else None)
         except OSError as exc:
             raise RunError(f"cannot finish moving an earlier result into place: "
-                           f"{os_error_line(exc)}") from None
+                           f"{os_error_line(exc, self.root)}") from None
         log.warning("put %s in place: the run that wrote it died while moving it", self.root / name)
 
     def _history_slot(self, path: Path, name: str) -> Path:

@@ -38,6 +38,7 @@ from typing import Iterator, Optional
 from raybench.actors import engine as engine_actor
 from raybench.actors.engine import EngineSpec
 from raybench.actors.loadgen import LoadGenActor
+from raybench.actors.telemetry import dashboard_url as current_dashboard_url
 from raybench.errors import ConfigError, RunError, error_line
 
 log = logging.getLogger(__name__)
@@ -228,6 +229,7 @@ class RaySession:
     local: bool  # a Ray started for this command (it stops with it)
     address: str  # the GCS address
     source: str  # "--address", "RAY_ADDRESS" or "local"
+    loopback: bool = False  # every port on 127.0.0.1 only
     dashboard_url: Optional[str] = None
     logs_dir: Optional[str] = None  # Ray's session logs on this host (workers, agents)
     token_auth: bool = False
@@ -240,18 +242,6 @@ def _token_auth_enabled() -> bool:
         return bool(is_token_auth_enabled())
     except Exception:  # an older or newer Ray without token authentication
         return os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
-
-
-def _dashboard_url() -> Optional[str]:
-    try:
-        from ray._private.worker import get_dashboard_url
-
-        url = get_dashboard_url()
-    except Exception:  # not connected, or a Ray without it
-        return None
-    if not url:
-        return None
-    return url if "://" in url else f"http://{url}"
 
 
 @contextmanager
@@ -279,23 +269,27 @@ def ray_session(address: Optional[str] = None, num_gpus: int = 0, cpus_needed: i
     Raises:
         ConfigError: No cluster answers at the address, or ``listen`` is not an address
             of this host (one line, before anything starts).
+        RunError: Ray did not start or could not be joined.
     """
+    import ray
+
+    if ray.is_initialized():  # a test's Ray, or a sweep trial inside a Ray task
+        yield None
+        return
     target, source = cluster_address(address)
-    loopback = False
+    if target is not None and listen:
+        raise ConfigError(f"--listen {listen}: applies to a local Ray only, not to the "
+                          f"cluster at {target} (from {source})")
     if target is not None:
         target = probe_address(target, what=source)
         loopback = _loopback_only_head(target)
     else:
         listen = check_listen(listen)
         loopback = listen == LOOPBACK
-    import ray
-
-    if ray.is_initialized():
-        yield None
-        return
     with _single_host(loopback), _ray_records(ray_log, verbose):
         with _connected(target, source, num_gpus, cpus_needed, dashboard, listen, job_name,
                         verbose) as session:
+            session.loopback = loopback
             yield session
 
 
@@ -354,9 +348,7 @@ def _ray_records(ray_log: Optional[Path], verbose: bool) -> Iterator[None]:
         return
     logger = logging.getLogger("ray")
     saved = list(logger.handlers)  # Ray's own terminal handler, installed by its import
-    handler = logging.FileHandler(ray_log)
-    handler.setFormatter(logging.Formatter(
-        "%(asctime)s %(levelname)s %(name)s %(filename)s:%(lineno)d -- %(message)s"))
+    handler = logging.FileHandler(ray_log)  # ray.init gives it Ray's own format
     logger.handlers = [handler] + (saved if verbose else [])
     try:
         yield
@@ -398,7 +390,7 @@ def _connected(target: Optional[str], source: str, num_gpus: int, cpus_needed: i
         info = getattr(context, "address_info", {}) or {}
         session = RaySession(
             local=target is None, address=info.get("gcs_address") or target or "",
-            source=source, dashboard_url=_dashboard_url(), token_auth=_token_auth_enabled(),
+            source=source, dashboard_url=current_dashboard_url(), token_auth=_token_auth_enabled(),
             logs_dir=str(Path(info["session_dir"]) / "logs") if info.get("session_dir") else None)
         if session.local:
             reaper = _start_reaper(children)

@@ -155,3 +155,21 @@ def test_a_killed_run_leaves_no_ray_behind_for_long(tmp_path):
     while alive(processes) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert [p.name() for p in alive(processes)] == []
+
+
+def test_a_disk_that_fills_up_during_the_run(small_disk):
+    """Room for the start, not for LoadGen's logs and raybench's files: one line naming
+    where the results were going, exit code 2, no result that looks complete."""
+    from tests.conftest import fill
+
+    out = small_disk / "results"
+    out.mkdir()
+    fill(small_disk, leave=24 * 1024)
+    done = subprocess.run([*RAYBENCH, "run", "--engine", "null", "--duration", "1", "--output",
+                           str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    last = [ln for ln in done.stderr.splitlines() if ln.strip()][-1]
+    partial = out / "cpu" / "resnet50" / "Offline" / "performance" / "run_1.partial"
+    assert last.startswith(f"Error: cannot write results: {partial}"), done.stderr
+    assert "no space left on the device" in last and "Traceback" not in done.stderr
+    assert not (partial.parent / "run_1").exists()

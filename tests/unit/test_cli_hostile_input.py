@@ -112,3 +112,8 @@ def test_a_systems_file_with_binary_content(tmp_path, content, fragment):
 
 def test_quiet_and_verbose_exclude_each_other():
     one_line_error(["--quiet", "--verbose", "systems", "list"], "--quiet", "--verbose")
+
+
+def test_listen_with_a_cluster_address(tmp_path):
+    one_line_error([*NULL_RUN, "--output", str(tmp_path), "--address", "127.0.0.1:1",
+                    "--listen", "0.0.0.0"], "--listen 0.0.0.0: applies to a local Ray only")

@@ -119,18 +119,10 @@ def test_an_unwritable_output(tmp_path):
         check_output_dir(locked / "results")
 
 
-def test_a_full_disk_is_one_line_naming_the_path(tmp_path):
-    """/dev/full answers every write with ENOSPC, as a full disk does."""
-    results = ResultDir(tmp_path)
-    results.acquire()
-    try:
-        os.symlink("/dev/full", tmp_path / "full")
-        with pytest.raises(OSError) as raised:
-            with open(tmp_path / "full", "w") as f:
-                f.write("x")
-                f.flush()
-        from raybench.run.outputs import os_error_line
+def test_a_full_disk_is_found_before_anything_starts(small_disk):
+    from tests.conftest import fill
 
-        assert os_error_line(raised.value, tmp_path / "full") == f"{tmp_path / 'full'}: no space left on the device"
-    finally:
-        results.release()
+    fill(small_disk)
+    with pytest.raises(ConfigError, match=rf"^--output {small_disk}/results: cannot write there: "
+                       rf"{small_disk}/results: no space left on the device$"):
+        check_output_dir(small_disk / "results")
