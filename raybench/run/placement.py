@@ -40,6 +40,7 @@ from raybench.actors.engine import EngineSpec
 from raybench.actors.loadgen import LoadGenActor
 from raybench.actors.telemetry import dashboard_url as current_dashboard_url
 from raybench.errors import ConfigError, RunError, error_line
+from raybench.run.reaper import stat
 
 log = logging.getLogger(__name__)
 
@@ -416,12 +417,8 @@ def _descendants(pid: int, depth: int = 1 << 30) -> list[tuple[int, str]]:
     children: dict[int, list[int]] = {}
     start: dict[int, str] = {}
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-        except OSError:
+        fields = stat(int(entry)) if entry.isdigit() else None
+        if not fields:
             continue
         children.setdefault(int(fields[1]), []).append(int(entry))
         start[int(entry)] = fields[19]

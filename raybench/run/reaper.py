@@ -16,13 +16,20 @@ import signal
 import sys
 
 
-def start_time(pid: int) -> str | None:
-    """The start time (clock ticks after boot) of a live process, or None."""
+def stat(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state, ppid, ...), or
+    None if there is no such process."""
     try:
         with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[19]
+            return f.read().rsplit(")", 1)[1].split()
     except (OSError, IndexError):
         return None
+
+
+def start_time(pid: int) -> str | None:
+    """The start time (clock ticks after boot) of a live process, or None."""
+    fields = stat(pid)
+    return fields[19] if fields and len(fields) > 19 else None
 
 
 def reap(lines: list[str]) -> int:

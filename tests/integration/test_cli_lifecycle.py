@@ -53,7 +53,7 @@ def wait_mid_test(proc: subprocess.Popen, partial: Path, timeout_s: float = 180)
                 names.append(" ".join(p.cmdline()))
             except psutil.Error:
                 pass
-        if partial.is_dir() and any("loadgen-" in n for n in names):
+        if partial.is_dir() and any("ray::loadgen" in n.lower() for n in names):
             time.sleep(2)  # LoadGen issuing queries
             for p in tree(proc):
                 seen[p.pid] = p
