@@ -16,7 +16,8 @@ from raybench.cli.options import run_options
 PEAK_DEFAULTS = {"scenario": "Server", "duration": 5.0, "output": Path("results/peak")}
 
 
-@run_options(skip=("mode", "target_qps", "official", "samples_per_query", "dashboard"),
+@run_options(skip=("mode", "target_qps", "official", "samples_per_query", "dashboard",
+                   "keep_dashboard"),
              help_overrides={
                  "scenario": "Server (searched) or Offline (measured). [default: Server]",
                  "duration": "Seconds per search run. [default: 5]",

@@ -12,7 +12,8 @@ from rich.padding import Padding
 from rich.table import Table
 from rich.text import Text
 
-from raybench.cli.common import console, err_console, handle_errors
+from raybench.cli.common import (Verbosity, console, err_console, handle_errors, info_console,
+                                 wait_for_interrupt)
 from raybench.cli.options import run_options
 from raybench.cli.tables import duration_text, fold, print_json
 from raybench.results.verdict import explain, ms_text
@@ -31,20 +32,69 @@ def run_command(
 ) -> None:
     """Run a real MLPerf LoadGen test on Ray and write LoadGen's logs under OUTPUT."""
     from raybench.run import RunRequest, execute, prepare
+    from raybench.run.outputs import check_output_dir
 
     request = RunRequest.from_options(values)
     prepared = prepare(request)
-    out = err_console if as_json else console
-    out.print(f"[bold]raybench run[/bold] {request.benchmark} {request.scenario} "
-              f"{prepared.mode} on {escape(prepared.system_note)}, {prepared.engines} "
-              f"{request.engine} engine{'s' if prepared.engines != 1 else ''}")
-    with ProgressLine(prepared, out) as progress:
-        report = execute(prepared, on_ready=lambda handles: _on_ready(request.dashboard, out),
-                         on_progress=progress.update)
-    if as_json:
-        print_json(run_json(report))
+    check_output_dir(request.output)
+    info_console.print(f"[bold]raybench run[/bold] {request.benchmark} {request.scenario} "
+                       f"{prepared.mode} on {escape(prepared.system_note)}, {prepared.engines} "
+                       f"{request.engine} engine{'s' if prepared.engines != 1 else ''}")
+
+    def done(report, session) -> None:
+        progress.close()
+        if as_json:
+            print_json(run_json(report))
+        else:
+            print_summary(report)
+        if request.keep_dashboard and session is not None and session.local:
+            wait_for_interrupt(f"the local Ray and its dashboard stay up at "
+                               f"{session.dashboard_url or '(no dashboard)'}")
+
+    log_file = prepared.result_dir / RAY_LOG
+    with ProgressLine(prepared, err_console if as_json else console) as progress:
+        execute(prepared,
+                on_placed=lambda session, placement: print_cluster(
+                    session, placement, log_file, request.dashboard or request.keep_dashboard),
+                on_ready=lambda handles: _provision_grafana(),
+                on_progress=progress.update, on_done=done, ray_log=log_file,
+                verbose=Verbosity.verbose)
+
+
+RAY_LOG = "raybench.log"
+
+
+def print_cluster(session, placement, log_file, dashboard: bool) -> None:
+    """on_placed hook: which Ray the run uses, where its logs, dashboard and metrics are."""
+    if session is None:
+        return
+    if not session.local:
+        where = f"the Ray cluster at {session.address} (from {session.source})"
+    elif session.loopback:
+        where = "a local Ray listening on 127.0.0.1 only"
     else:
-        print_summary(report)
+        where = f"a local Ray at {session.address}, listening on every interface (--listen)"
+    info_console.print(f"Ray: {where}; Ray's log: {escape(str(log_file))}"
+                       + (f"; worker logs: {escape(str(session.logs_dir))}"
+                          if session.logs_dir else ""))
+    if dashboard or not session.local:
+        url = session.dashboard_url
+        hint = " (token: `ray get-auth-token`)" if url and session.token_auth else ""
+        info_console.print(f"Ray dashboard: {url}{hint}" if url else "Ray dashboard: not running "
+                           "(install ray[default]; with --address, the cluster's head serves it)")
+    if placement.metrics_url:
+        info_console.print(f"metrics (Prometheus): {placement.metrics_url}")
+
+
+def _provision_grafana() -> None:
+    """on_ready hook: add raybench's Grafana dashboard to the Ray session's Grafana folder
+    (when this host has one)."""
+    from raybench.actors.telemetry import provision_grafana
+
+    provisioned = provision_grafana()
+    if provisioned:
+        info_console.print(f"Grafana dashboard 'raybench' added to "
+                           f"{escape(str(provisioned.parent))}")
 
 
 class ProgressLine:
@@ -60,16 +110,24 @@ class ProgressLine:
 
         self.prepared = prepared
         self.out = out
-        self.live = Live("", console=out, transient=True, refresh_per_second=4)
+        self.live = None if Verbosity.quiet else Live("", console=out, transient=True,
+                                                      refresh_per_second=4)
         self._recent: collections.deque = collections.deque(maxlen=8)  # (elapsed, completed)
         self._mode = ""
 
     def __enter__(self) -> "ProgressLine":
-        self.live.__enter__()
+        if self.live is not None:
+            self.live.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.live.__exit__(*exc)
+        self.close()
+
+    def close(self) -> None:
+        """Remove the line (before the summary is printed)."""
+        if self.live is not None:
+            self.live.__exit__(None, None, None)
+            self.live = None
 
     def expected_samples(self, p) -> Optional[int]:
         """Samples LoadGen completes before it may end the test, if known."""
@@ -128,22 +186,8 @@ class ProgressLine:
 
     def update(self, p) -> None:
         """Show a :class:`~raybench.actors.loadgen.Progress` snapshot."""
-        self.live.update(self.line(p, self.out.width))
-
-
-def _on_ready(dashboard: bool, out) -> None:
-    """on_ready hook: add raybench's Grafana dashboard to the Ray session's Grafana
-    folder (when this host has one); with --dashboard, say where the dashboard is."""
-    from raybench.actors.telemetry import dashboard_url, provision_grafana
-
-    provisioned = provision_grafana()
-    if not dashboard:
-        return
-    url = dashboard_url()
-    out.print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running "
-              "(install ray[default]; with --address, the cluster's head serves it)")
-    if provisioned:
-        out.print(f"Grafana dashboard 'raybench' added to {escape(str(provisioned.parent))}")
+        if self.live is not None:
+            self.live.update(self.line(p, self.out.width))
 
 
 def _verdicts(report):

@@ -116,11 +116,7 @@ def collect_runs(root: Path) -> list[RunRow]:
                 row.request = {**record.request.model_dump(mode="json", exclude={"output"}),
                                "system": record.system}
         if (d / SUMMARY).is_file():
-            try:
-                verdict = explain(d)
-            except DataError as exc:
-                log.warning("%s", exc)
-                continue
+            verdict = explain(d)  # DataError (one line) for logs that cannot be read
             row.scenario = verdict.scenario or row.scenario
             row.mode = row.mode or "PerformanceOnly"
             row.valid, row.headline = verdict.valid, verdict.headline

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -23,13 +24,13 @@ from raybench.config.names import Mode, accuracy_target_of, model_of
 from raybench.config.systems import load_system
 from raybench.engines import check_available, engine_class
 from raybench.engines.base import EngineOptions
-from raybench.errors import ConfigError, RunError, error_line
+from raybench.errors import ConfigError, Interrupted, RunError, error_line
 from raybench.results.accuracy import AccuracyResult
 from raybench.results.loadgen_log import ACCURACY_LOG, SUMMARY, Summary, parse_summary, read_accuracy_log
 from raybench.rules import load_rules
 from raybench.rules.settings import EffectiveSettings, build_settings
-from raybench.run.outputs import ResultDir
-from raybench.run.placement import Placement, place, ray_session
+from raybench.run.outputs import ResultDir, os_error_line
+from raybench.run.placement import Placement, RaySession, place, ray_session, run_namespace
 from raybench.run.record import RunRecord
 from raybench.run.request import RunRequest
 
@@ -181,18 +182,33 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
 
 
 def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None,
-            on_progress: Optional[Callable] = None) -> RunReport:
+            on_progress: Optional[Callable] = None,
+            on_placed: Optional[Callable[[Optional[RaySession], Placement], None]] = None,
+            on_done: Optional[Callable[[RunReport, Optional[RaySession]], None]] = None,
+            ray_log: Optional[Path] = None, verbose: bool = False) -> RunReport:
     """Run the prepared tests on Ray and write the results.
+
+    The results directory is taken (and checked writable) before Ray starts. Ctrl-C or
+    SIGTERM stops the LoadGen actor, the engines and a local Ray, then raises
+    :class:`~raybench.errors.Interrupted` saying what was stopped and where LoadGen's
+    partial logs are.
 
     Args:
         prepared: From :func:`prepare`.
         on_ready: Called with the engine actor handles once they are up (fault tests).
         on_progress: Called about twice a second with a
             :class:`~raybench.actors.loadgen.Progress` while a test runs.
+        on_placed: Called with the Ray session (None: a Ray this process had already
+            joined) and the placement once the engines are placed.
+        on_done: Called with the report while Ray is still up, after the results
+            directory is released (``--keep-dashboard`` waits there).
+        ray_log: Where Ray's own log records go (None: the terminal).
+        verbose: Ray's records on the terminal too, and the workers' output.
 
     Raises:
         RunError: The results directory is taken, engines could not be placed or
             started, or a test could not complete.
+        Interrupted: Ctrl-C or SIGTERM (everything is stopped when it is raised).
     """
     import ray
 
@@ -200,25 +216,50 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
     report = RunReport(prepared)
     gpu = system.accelerator_count > 0
     simulated_gpus = gpu and not engine_class(request.engine).needs_data
-    with ResultDir(prepared.result_dir) as results, ray_session(
-            request.address, max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
-            prepared.engines + 1, request.dashboard):
-        placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts)
-        try:
+    label = f"{system.id}/{request.benchmark}/{request.scenario}"
+    doing, stopped = "before Ray started; nothing was written", ""
+    try:
+        with ResultDir(prepared.result_dir) as results, ray_session(
+                request.address,
+                max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
+                prepared.engines + 1, request.dashboard or request.keep_dashboard,
+                listen=request.listen, job_name=f"raybench run {label}",
+                ray_log=ray_log, verbose=verbose) as session:
+            doing = "while placing the engines; nothing was written"
+            stopped = ("; LoadGen, the engines and the local Ray are stopped"
+                       if session and session.local else "; LoadGen and the engines are stopped")
+            placement = place(_engine_spec(prepared), prepared.engines, gpu,
+                              request.max_restarts,
+                              namespace=run_namespace(f"{request.benchmark}-{request.scenario}"))
             try:
-                report.engine_info = ray.get([h.info.remote() for h in placement.engines])
-            except ray.exceptions.RayActorError as exc:
-                raise RunError(f"engine actors failed to start: {error_line(exc)}") from None
-            if on_ready:
-                on_ready(placement.engines)
-            modes = ([Mode.ACCURACY, Mode.PERFORMANCE] if prepared.mode == Mode.SUBMISSION
-                     else [prepared.mode])
-            for mode in modes:
-                report.tests.append(_run_test(prepared, mode, placement, results, on_progress,
-                                              report.engine_info))
-        finally:
-            placement.release()
+                if on_placed:
+                    on_placed(session, placement)
+                try:
+                    report.engine_info = ray.get([h.info.remote() for h in placement.engines])
+                except ray.exceptions.RayActorError as exc:
+                    raise RunError(f"engine actors failed to start: {error_line(exc)}") from None
+                if on_ready:
+                    on_ready(placement.engines)
+                modes = ([Mode.ACCURACY, Mode.PERFORMANCE] if prepared.mode == Mode.SUBMISSION
+                         else [prepared.mode])
+                for mode in modes:
+                    doing = (f"during the {mode.value} test of {label}; LoadGen's partial logs: "
+                             f"{results.partial_dir(_test_name(mode))}")
+                    report.tests.append(_run_test(prepared, mode, placement, results,
+                                                  on_progress, report.engine_info))
+                doing = "after the run; its results are complete"
+            finally:
+                placement.release()
+            results.release()
+            if on_done:
+                on_done(report, session)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"{doing}{stopped}", getattr(exc, "signum", signal.SIGINT)) from None
     return report
+
+
+def _test_name(mode: Mode) -> str:
+    return "accuracy" if mode == Mode.ACCURACY else "performance/run_1"
 
 
 def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: ResultDir,
@@ -226,21 +267,22 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
               engine_info: Optional[list[dict]] = None) -> TestReport:
     import ray
 
-    name = "accuracy" if mode == Mode.ACCURACY else "performance/run_1"
+    name = _test_name(mode)
     partial = results.start_test(name)
     settings = prepared.settings.with_mode(mode.value)
     h = prepared.harness
+    run_label = f"{prepared.system.id}/{prepared.request.benchmark}/{prepared.request.scenario}/{name}"
     plan = LoadGenPlan(
         values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
         batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
         max_inflight=h.max_inflight, batches_per_call=h.batches_per_call,
         want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
-        run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
-                  f"{prepared.request.scenario}/{name}",
+        run_label=run_label,
         engine_info=engine_info or [],
     )
-    actor = placement.loadgen_actor()
+    actor = placement.loadgen_actor(name=run_label)
+    kept = f"LoadGen's partial logs: {partial}"
     try:
         ref = actor.run.remote(plan)
         while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_S)[0]:
@@ -249,15 +291,18 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
                 on_progress(snapshot)
         outcome = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        results.discard_test(name)
-        raise RunError(f"{mode.value} test failed: {error_line(exc)}") from None
+        raise RunError(f"{mode.value} test failed: {error_line(exc)}; {kept}") from None
     finally:
         ray.kill(actor)
     if outcome.fatal or outcome.drained_error:
-        results.discard_test(name)
-        raise RunError(f"{mode.value} test failed: {outcome.fatal or outcome.drained_error}")
-    _write_settings(prepared, settings, outcome, partial)
-    accuracy = _accuracy(prepared, partial) if mode == Mode.ACCURACY else None
+        raise RunError(f"{mode.value} test failed: {outcome.fatal or outcome.drained_error}; "
+                       f"{kept}")
+    try:
+        _write_settings(prepared, settings, outcome, partial)
+        accuracy = _accuracy(prepared, partial) if mode == Mode.ACCURACY else None
+    except OSError as exc:  # a full disk: a write names no file, so name the directory
+        raise RunError(f"cannot write results: {os_error_line(exc, partial)}; "
+                       f"{kept}") from None
     summary = parse_summary(partial / SUMMARY)
     return TestReport(mode.value, results.finish_test(name), summary, outcome, accuracy)
 
