@@ -176,7 +176,7 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
 
 
 def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None,
-            on_progress: Optional[Callable] = None) -> RunReport:
+            on_progress: Optional[Callable] = None, group=None) -> RunReport:
     """Run the prepared tests on Ray and write the results.
 
     Args:
@@ -184,6 +184,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
         on_ready: Called with the engine actor handles once they are up (fault tests).
         on_progress: Called about twice a second with a
             :class:`~raybench.actors.loadgen.Progress` while a test runs.
+        group: The placement group to run in (a Ray Tune trial's, holding the run's
+            :func:`~raybench.run.placement.bundles`); None: the run makes its own.
 
     Raises:
         RunError: The results directory is taken, engines could not be placed or
@@ -198,7 +200,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
     with ResultDir(prepared.result_dir) as results, ray_session(
             request.address, max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
             prepared.engines + 1, request.dashboard):
-        placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts)
+        placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts,
+                          group)
         try:
             try:
                 report.engine_info = ray.get([h.info.remote() for h in placement.engines])
