@@ -61,11 +61,11 @@ def _probe_json(p) -> dict:
 
 
 @run_options(skip=("mode", "target_qps", "official", "samples_per_query", "dashboard"),
+             defaults=PEAK_DEFAULTS,
              help_overrides={
-                 "scenario": "Server (searched) or Offline (measured). [default: Server]",
-                 "duration": "Seconds per search run. [default: 5]",
-                 "output": "Where the search's directory peak-<time> goes. "
-                           "[default: results/peak]"})
+                 "scenario": "Server (searched) or Offline (measured).",
+                 "duration": "Seconds per search run.",
+                 "output": "Where the search's directory peak-<time> goes."})
 @handle_errors
 def peak_command(
     values: dict,
@@ -87,8 +87,7 @@ def peak_command(
 ) -> None:
     """Search the highest Server target QPS LoadGen calls VALID, then confirm it.
 
-    Every probe is a Ray Tune trial (one MLPerf system each; a round's probes run at
-    once); then one run at the rules' duration at the peak, one step lower while INVALID.
+    Each probe is a Ray Tune trial; a round's probes run at once; then confirming runs.
     """
     from raybench.experiments.peak import default_parallel, find_peak, measure
     from raybench.experiments.trials import normalize

@@ -104,8 +104,7 @@ def sweep_command(
 ) -> None:
     """Run SPEC's grid as Ray Tune trials, one MLPerf system each; rerun to resume.
 
-    Results: Tune's experiment directory OUTPUT/NAME (a trial directory per run, with
-    its LoadGen logs) and OUTPUT/NAME/sweep.csv.
+    Results: Tune's experiment OUTPUT/NAME (a directory per trial) and its sweep.csv.
     """
     from raybench.experiments.sweep import load_spec, plan_sweep, run_sweep
 

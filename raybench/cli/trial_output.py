@@ -71,7 +71,9 @@ def duration(seconds: Optional[float]) -> str:
     if seconds is None:
         return "--"
     s = int(round(seconds))
-    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+    if s >= 3600:
+        return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+    return f"{s // 60}:{s % 60:02d}"
 
 
 def verdict(status: str, valid: Optional[bool]) -> str:

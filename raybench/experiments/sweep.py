@@ -16,7 +16,6 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,16 +26,17 @@ from pydantic import Field
 
 from raybench.config.models import Strict
 from raybench.errors import ConfigError, RaybenchError, error_line
-from raybench.experiments.trials import (PARAMS, RESULTS, can_restore, check_fits, normalize,
-                                         params_of, read_rows, result_row, run_trials,
-                                         trial_error, write_rows)
+from raybench.experiments.trials import (PARAMS, RESULTS, alive_nodes, can_restore, check_fits,
+                                         normalize, params_key, params_of, read_rows, result_row,
+                                         run_trials, trial_error, write_rows)
 from raybench.run.request import RunRequest
 
 log = logging.getLogger(__name__)
 
 CSV_NAME = "sweep.csv"
 SPEC_NAME = "raybench-sweep.json"  # the spec an experiment was started with
-COLUMNS = ("trial", "index", "status", *PARAMS, *RESULTS, "attempts", "node_id", "error", "directory")
+COLUMNS = ("trial", "index", "status", *PARAMS, *RESULTS, "attempts", "node_id", "error",
+           "directory")
 
 
 class SweepSpec(Strict):
@@ -142,10 +142,6 @@ def param_space(spec: SweepSpec) -> dict[str, Any]:
 def _spec_doc(spec: SweepSpec) -> dict[str, Any]:
     return {"name": spec.name, "base": normalize(spec.base, where="base"),
             "grid": axes(spec), "retries": spec.retries}
-
-
-def _key(params: dict[str, Any]) -> str:
-    return json.dumps(params, sort_keys=True, default=str)
 
 
 @dataclass
@@ -259,17 +255,17 @@ def run_sweep(sweep: Sweep, parallel: Optional[int] = None,
         ConfigError: Some trial fits on no node of the cluster.
     """
     out, trials, names = sweep.directory, sweep.trials, sweep.names
-    check_fits([t.params for t in trials],
+    check_fits([t.params for t in trials], alive_nodes(),
                lambda i: f"trial #{i + 1} ({label(trials[i].params, names)})")
     if not sweep.resume:
         out.mkdir(parents=True, exist_ok=True)
         (out / SPEC_NAME).write_text(json.dumps(_spec_doc(sweep.spec), indent=1, default=str))
-    by_key = {_key(t.params): t for t in trials}
+    by_key = {params_key(t.params): t for t in trials}
     starts: dict[str, int] = {}
 
     def update(trial_id: str, config: dict, metrics: dict, path: Optional[str],
                error: Optional[str]) -> None:
-        t = by_key.get(_key(params_of(config)))
+        t = by_key.get(params_key(params_of(config)))
         if t is not None and (metrics.get("status") or error):
             earlier = sweep.before.get(trial_id, {}).get("attempts") or 0
             t.row = {"trial": trial_id, "index": t.index,
@@ -277,7 +273,7 @@ def run_sweep(sweep: Sweep, parallel: Optional[int] = None,
                      "attempts": int(earlier) + starts.get(trial_id, 0)}
 
     def listener(event: str, trial) -> None:
-        t = by_key.get(_key(params_of(trial.config)))
+        t = by_key.get(params_key(params_of(trial.config)))
         if event == "start":
             starts[trial.trial_id] = starts.get(trial.trial_id, 0) + 1
         elif event == "recover" and t is not None:

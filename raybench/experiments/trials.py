@@ -71,7 +71,8 @@ def normalize(params: dict[str, Any], where: str = "trial") -> dict[str, Any]:
     return out
 
 
-def _key(params: dict[str, Any]) -> str:
+def params_key(params: dict[str, Any]) -> str:
+    """A trial's parameters as a key (the same parameters, the same key)."""
     return json.dumps(params, sort_keys=True, default=str)
 
 
@@ -89,7 +90,7 @@ def layout(params: dict[str, Any]) -> tuple[int, bool]:
     Raises:
         RaybenchError: The parameters do not make a valid run (one line).
     """
-    engines, gpus = _prepared(_key(params))
+    engines, gpus = _prepared(params_key(params))
     return engines, gpus > 0
 
 
@@ -107,6 +108,14 @@ def trial_resources(config: dict[str, Any]) -> tune.PlacementGroupFactory:
                                       strategy="STRICT_PACK")
 
 
+def _total(bundles: list[dict[str, float]]) -> dict[str, float]:
+    need: dict[str, float] = {}
+    for b in bundles:
+        for k, v in b.items():
+            need[k] = need.get(k, 0.0) + v
+    return need
+
+
 def systems_fit(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) -> int:
     """How many groups of ``bundles`` (STRICT_PACK) the nodes hold at once.
 
@@ -114,10 +123,7 @@ def systems_fit(bundles: list[dict[str, float]], nodes: list[dict[str, float]]) 
         bundles: One trial's bundles.
         nodes: Total resources per alive node.
     """
-    need: dict[str, float] = {}
-    for b in bundles:
-        for k, v in b.items():
-            need[k] = need.get(k, 0.0) + v
+    need = _total(bundles)
     return sum(int(min(node.get(k, 0.0) // v for k, v in need.items())) for node in nodes)
 
 
@@ -128,26 +134,24 @@ def alive_nodes() -> list[dict[str, float]]:
     return [node["Resources"] for node in ray.nodes() if node["Alive"]]
 
 
-def check_fits(trials: list[dict[str, Any]], label: Callable[[int], str]) -> None:
+def check_fits(trials: list[dict[str, Any]], nodes: list[dict[str, float]],
+               label: Callable[[int], str]) -> None:
     """Raise a one-line ConfigError if some trial fits on no node of the cluster.
 
     Args:
         trials: Each trial's parameters.
+        nodes: Total resources per alive node (:func:`alive_nodes`).
         label: How a message names trial ``i``.
     """
-    nodes = alive_nodes()
     for i, params in enumerate(trials):
         bundles = trial_bundles(params)
         if not systems_fit(bundles, nodes):
-            need = {}
-            for b in bundles:
-                for k, v in b.items():
-                    need[k] = need.get(k, 0.0) + v
-            largest = max(nodes, key=lambda n: n.get("GPU", 0.0) + n.get("CPU", 0.0), default={})
+            need = _total(bundles)
+            most = {k: max((n.get(k, 0.0) for n in nodes), default=0.0) for k in need}
             raise ConfigError(
                 f"{label(i)} needs {', '.join(f'{v:g} {k}' for k, v in need.items())} on one "
-                f"node; no node has that (largest: "
-                f"{', '.join(f'{largest.get(k, 0):g} {k}' for k in need)})")
+                f"node; no node of the cluster has that (most per node: "
+                f"{', '.join(f'{v:g} {k}' for k, v in most.items())})")
 
 
 def local_resources(trials: list[dict[str, Any]]) -> tuple[int, int]:
@@ -161,7 +165,7 @@ def local_resources(trials: list[dict[str, Any]]) -> tuple[int, int]:
 
     cpus, gpus, dataless = 1, 0, True
     for params in trials:
-        engines, system_gpus = _prepared(_key(params))
+        engines, system_gpus = _prepared(params_key(params))
         gpus = max(gpus, system_gpus, engines) if system_gpus else gpus
         cpus = max(cpus, 1 if system_gpus else engines + 1)
         dataless = dataless and not engine_class(params.get("engine", "onnxruntime")).needs_data

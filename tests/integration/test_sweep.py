@@ -11,7 +11,6 @@ import shutil
 import signal
 from pathlib import Path
 
-import pytest
 from typer.testing import CliRunner
 
 from raybench.cli import app

@@ -8,7 +8,7 @@ import pytest
 from raybench.actors.loadgen import LoadGenOutcome
 from raybench.config.models import HarnessSettings
 from raybench.experiments.report import collect_runs, write_report
-from raybench.experiments.sweep import write_rows
+from raybench.experiments.sweep import COLUMNS, write_rows
 from raybench.run import RunRequest
 from raybench.run.record import RunRecord
 
@@ -59,9 +59,9 @@ def results(tmp_path):
     acc.mkdir(parents=True)
     (acc / "accuracy.txt").write_text("benchmark: resnet50\nacc: 76.4560\nfp32 reference: 76.46\n"
                                       "result (99% target): PASS\n")
-    write_rows(tmp_path / "sweeps" / "s1" / "sweep.csv", {
-        str(i): {"trial": str(i), "status": "ok", "metric": 100.0 * i, "p99_ms": 1.0 + i,
-                 "valid": i < 3} for i in range(1, 5)})
+    write_rows(tmp_path / "sweeps" / "s1" / "sweep.csv", [
+        {"trial": str(i), "status": "ok", "metric": 100.0 * i, "p99_ms": 1.0 + i,
+         "valid": i < 3} for i in range(1, 5)], COLUMNS)
     (tmp_path / "x.partial").mkdir()
     (tmp_path / "x.partial" / "mlperf_log_summary.txt").write_text("junk")
     return tmp_path

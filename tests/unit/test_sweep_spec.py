@@ -112,8 +112,19 @@ def test_trial_resources_are_the_runs_placement_layout():
 
 def test_systems_fit_counts_whole_systems_per_node():
     four = [{"GPU": 1.0}] * 4 + [{"CPU": 1.0}]
-    assert systems_fit(four, [{"GPU": 8, "CPU": 4}, {"GPU": 8, "CPU": 1}, {"GPU": 3, "CPU": 8}]) == 3
+    nodes = [{"GPU": 8, "CPU": 4}, {"GPU": 8, "CPU": 1}, {"GPU": 3, "CPU": 8}]
+    assert systems_fit(four, nodes) == 3
     assert systems_fit(four, [{"GPU": 16, "CPU": 0}]) == 0
+
+
+def test_a_trial_no_node_can_hold_is_a_one_line_error():
+    from raybench.experiments.trials import check_fits
+
+    trials = [{"engine": "sim", "system": GPU_SYSTEM, "engines": e} for e in (4, 8)]
+    check_fits(trials[:1], [{"GPU": 4, "CPU": 1}], str)
+    with pytest.raises(ConfigError, match=r"^1 needs 8 GPU, 1 CPU on one node; .*most per "
+                                          r"node: 4 GPU, 16 CPU\)$"):
+        check_fits(trials, [{"GPU": 4, "CPU": 1}, {"GPU": 2, "CPU": 16}], str)
 
 
 def test_a_local_ray_declares_the_simulated_systems_gpus_and_enough_cpus():
