@@ -129,6 +129,8 @@ def sweep_command(
         console.print(f"[bold]raybench sweep[/bold] {sweep.spec.name}: {len(sweep.trials)} "
                       f"trials ({', '.join(SHORT.get(n, n) for n in names)}) in "
                       f"{sweep.directory}")
+        shared = {k: v for k, v in sweep.trials[0].params.items() if k not in names}
+        console.print(f"every trial: {label(shared, list(shared))}")
         if sweep.resume:
             console.print(f"resuming: {sweep.restored} trials finished before")
         progress = SweepProgress(console, names, len(sweep.trials), sweep.restored)

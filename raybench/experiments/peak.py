@@ -231,8 +231,7 @@ class PeakSearcher(Searcher):
         self.running: dict[str, tuple[str, float]] = {}
         self.round: list[Probe] = []
         self.done = False
-        self.started = time.monotonic()
-        self.round_started = self.started
+        self.round_started = time.monotonic()
         self.round_walls: list[float] = []
 
     def suggest(self, trial_id: str):
@@ -282,14 +281,12 @@ class PeakSearcher(Searcher):
         self.round.append(probe_of(kind, qps, row))
 
     def eta_s(self) -> Optional[float]:
-        """Seconds the search may still take, from the rounds so far (None: not known
-        while bracketing)."""
+        """Seconds the search's rounds may still take, from the rounds so far (None while
+        bracketing, and once the confirming runs, of another length, have begun)."""
         left = self.search.rounds_left()
-        if left is None or not self.round_walls:
+        if left is None or not self.round_walls or self.confirmation is not None:
             return None
-        mean = sum(self.round_walls) / len(self.round_walls)
-        confirm = 0 if self.confirmation and self.confirmation.result else 1
-        return mean * (left + confirm)
+        return sum(self.round_walls) / len(self.round_walls) * left
 
 
 def default_parallel(params: dict[str, Any]) -> int:
@@ -299,15 +296,15 @@ def default_parallel(params: dict[str, Any]) -> int:
     return max(1, min(MAX_AUTO_PARALLEL, fits))
 
 
-def _rows_and_probes(grid, listener_rows: dict[str, dict]) -> list[Probe]:
+def _probes(grid) -> list[Probe]:
+    """Every trial of the experiment as a probe, in the order they started."""
     probes = []
     for result in grid:
         metrics = result.metrics or {}
-        trial_id = metrics.get("trial_id") or Path(result.path).name
         error = None if result.error is None else error_line(result.error)[:300]
-        row = {"trial": trial_id, "probe": result.config.get("probe", MEASURE),
+        row = {"trial": metrics.get("trial_id") or Path(result.path).name,
+               "probe": result.config.get("probe", MEASURE),
                **result_row(result.config, metrics, result.path, error)}
-        row = {**listener_rows.get(trial_id, {}), **row}
         probes.append(probe_of(row["probe"], float(result.config.get("target_qps") or 0.0),
                                row))
     return probes
@@ -343,7 +340,6 @@ def find_peak(params: dict[str, Any], output: Path, start: float, tolerance: flo
     searcher = PeakSearcher(PeakSearch(start, tolerance, max_rounds, parallel), params,
                             long_params)
     experiment = _experiment_dir(output)
-    rows: dict[str, dict] = {}
 
     def listener(event: str, trial) -> None:
         if event not in ("complete", "error"):
@@ -351,7 +347,6 @@ def find_peak(params: dict[str, Any], output: Path, start: float, tolerance: flo
         error = trial_error(trial) if event == "error" else None
         row = {"trial": trial.trial_id, "probe": trial.config.get("probe", SEARCH),
                **result_row(trial.config, trial.last_result or {}, trial.path, error)}
-        rows[trial.trial_id] = row
         if on_probe is not None:
             on_probe(probe_of(row["probe"], float(trial.config["target_qps"]), row),
                      searcher.eta_s())
@@ -360,7 +355,7 @@ def find_peak(params: dict[str, Any], output: Path, start: float, tolerance: flo
     grid = run_trials(experiment, listener, searcher=searcher, parallel=parallel,
                       retries=1, verbose=verbose)
     result = searcher.search.result()
-    result.probes = _rows_and_probes(grid, rows)
+    result.probes = _probes(grid)
     result.confirmed = searcher.confirmation.result if searcher.confirmation else None
     result.directory, result.wall_s = experiment, time.perf_counter() - start_time
     write_probes(experiment / CSV_NAME, result.probes)
@@ -376,7 +371,7 @@ def measure(params: dict[str, Any], output: Path,
     start_time = time.perf_counter()
     grid = run_trials(experiment, None, param_space={**params, "probe": MEASURE},
                       retries=1, verbose=verbose)
-    probes = _rows_and_probes(grid, {})
+    probes = _probes(grid)
     for p in probes:
         p.kind = MEASURE
         if on_probe is not None:
