@@ -128,9 +128,15 @@ def short_value(value: Any) -> str:
     return str(value)
 
 
+# Short names of settings in a trial's label (``bs=32 qps=2000``).
+LABEL = {"batch_size": "bs", "target_qps": "qps", "batch_timeout_us": "timeout_us",
+         "max_inflight": "inflight", "batches_per_call": "per_call",
+         "samples_per_query": "spq"}
+
+
 def label(params: dict[str, Any], names: list[str]) -> str:
     """A trial named by its varied settings: ``bs=32 qps=2000``."""
-    return " ".join(f"{SHORT.get(k, k)}={short_value(params[k])}" for k in names
+    return " ".join(f"{LABEL.get(k, k)}={short_value(params[k])}" for k in names
                     if k in params) or "base"
 
 

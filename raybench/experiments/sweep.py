@@ -91,6 +91,9 @@ def check_spec(spec: SweepSpec, where: str = "sweep spec") -> None:
             if key not in PARAMS:
                 raise ConfigError(f"{where}: {section}.{key}: unknown setting "
                                   f"(allowed: {', '.join(PARAMS)})")
+    if "engine" in spec.base and spec.base["engine"] is None or None in spec.grid.get("engine", []):
+        raise ConfigError(f'{where}: engine is empty (YAML reads null as nothing): quote '
+                          'it, engine: "null"')
     if not spec.grid:
         raise ConfigError(f"{where}: grid is empty; a sweep varies at least one setting, "
                           "e.g. grid: {batch_size: [32, 64]} (one run: raybench run)")

@@ -69,6 +69,8 @@ def test_relative_paths_become_absolute(tmp_path, monkeypatch):
     ("grid: {batch_size: [0, 8]}", "grid.batch_size"),
     ("grid: {batch_size: []}", "grid.batch_size is empty"),
     ("grid: {}", "grid is empty"),
+    ("base: {engine: null}\ngrid: {batch_size: [8]}", 'engine: "null"'),
+    ("grid: {engine: [sim, null]}", 'engine: "null"'),
     ("base: {engine: sim}", "grid is empty"),
     ("name: ../elsewhere\ngrid: {batch_size: [8]}", "name"),
     ("colour: red", "colour"),
