@@ -15,7 +15,7 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
-# Short column headers (and labels) of the argument table's fields, with units.
+# Short column headers of the argument table's fields, with units.
 SHORT = {
     "benchmark": "bench", "scenario": "scenario", "mode": "mode", "engine": "engine",
     "system": "system", "model": "model", "data_dir": "data", "calibration": "calib",
@@ -28,6 +28,7 @@ SHORT = {
 TEXT_PARAMS = ("benchmark", "scenario", "mode", "engine", "system", "model", "data_dir",
                "calibration", "sim", "rules_round")  # left-aligned in tables
 VERDICT = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}
+TEXT_MIN = 8  # narrowest a text column gets before it wraps
 
 
 def out_console(json_out: bool) -> Console:
@@ -157,11 +158,11 @@ def grid_table(columns: list[tuple[str, bool]], rows: list[list[str]], width: in
     from rich.console import Group
     from rich.text import Text
 
-    mins = []
-    for i, (header, numeric) in enumerate(columns):
-        widest = max((Text.from_markup(row[i]).cell_len for row in rows), default=0)
-        word = max((len(w) for w in header.split()), default=1)
-        mins.append(max(word, widest if numeric else min(widest, TEXT_MIN)))
+    widest = [max((Text.from_markup(row[i]).cell_len for row in rows), default=0)
+              for i in range(len(columns))]
+    mins = [max(max((len(w) for w in header.split()), default=1),
+                widest[i] if numeric else min(widest[i], TEXT_MIN))
+            for i, (header, numeric) in enumerate(columns)]
     chunks, current, used = [], [], mins[0]  # each further column: + padding and a divider
     for i in range(1, len(columns)):
         if current and used + mins[i] + 3 > width:
@@ -177,8 +178,7 @@ def grid_table(columns: list[tuple[str, bool]], rows: list[list[str]], width: in
         spare = width - sum(widths.values()) - 3 * len(chunk)
         for i in keys:  # text columns take the spare width, up to their widest cell
             if not columns[i][1] and spare > 0:
-                widest = max((Text.from_markup(row[i]).cell_len for row in rows), default=0)
-                grow = min(spare, max(0, widest - widths[i]))
+                grow = min(spare, max(0, widest[i] - widths[i]))
                 widths[i] += grow
                 spare -= grow
         t = Table(box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1), show_edge=False)
@@ -190,9 +190,6 @@ def grid_table(columns: list[tuple[str, bool]], rows: list[list[str]], width: in
             t.add_row(*(row[i] for i in keys))
         tables.append(t)
     return tables[0] if len(tables) == 1 else Group(*tables)
-
-
-TEXT_MIN = 8  # narrowest a text column gets before it wraps
 
 
 def relative(path: Optional[str], root) -> str:
