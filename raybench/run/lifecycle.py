@@ -185,7 +185,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             on_progress: Optional[Callable] = None,
             on_placed: Optional[Callable[[Optional[RaySession], Placement], None]] = None,
             on_done: Optional[Callable[[RunReport, Optional[RaySession]], None]] = None,
-            ray_log: Optional[Path] = None, verbose: bool = False) -> RunReport:
+            ray_log: Optional[Path] = None, verbose: bool = False,
+            group=None) -> RunReport:
     """Run the prepared tests on Ray and write the results.
 
     The results directory is taken (and checked writable) before Ray starts. Ctrl-C or
@@ -204,6 +205,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             directory is released (``--keep-dashboard`` waits there).
         ray_log: Where Ray's own log records go (None: the terminal).
         verbose: Ray's records on the terminal too, and the workers' output.
+        group: The placement group to run in (a Ray Tune trial's, holding the run's
+            :func:`~raybench.run.placement.bundles`); None: the run makes its own.
 
     Raises:
         RunError: The results directory is taken, engines could not be placed or
@@ -230,7 +233,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
                        if session and session.local else "; LoadGen and the engines are stopped")
             placement = place(_engine_spec(prepared), prepared.engines, gpu,
                               request.max_restarts,
-                              namespace=run_namespace(f"{request.benchmark}-{request.scenario}"))
+                              namespace=run_namespace(f"{request.benchmark}-{request.scenario}"),
+                              group=group)
             try:
                 if on_placed:
                     on_placed(session, placement)

@@ -15,7 +15,9 @@ One placement group (STRICT_PACK: one node) holds a bundle per engine actor (a G
 or a CPU on a CPU system) and one CPU bundle for the LoadGen actors of the run's tests,
 so on a cluster no batch ever crosses nodes. The actors are named for the dashboard:
 ``engine-<i>@<node>`` (shown as ``engine-<i>-gpu<id>@<node>`` once it runs) and
-``loadgen-<test>``, in a namespace of their own per run.
+``loadgen-<test>``, in a namespace of their own per run. A run inside a Ray Tune trial
+places its actors in the trial's placement group instead (the same layout,
+:func:`bundles`): a group of its own would reserve the system's GPUs a second time.
 """
 
 from __future__ import annotations
@@ -479,6 +481,12 @@ class EngineActor(engine_actor.EngineActor):
         return self._label
 
 
+def bundles(count: int, gpu: bool) -> list[dict[str, float]]:
+    """The run's placement group layout: one bundle per engine (a GPU, or a CPU on a
+    CPU system), then one CPU bundle for the LoadGen actors."""
+    return [{"GPU": 1.0} if gpu else {"CPU": 1.0} for _ in range(count)] + [{"CPU": 1.0}]
+
+
 @dataclass
 class Placement:
     """A run's placement group, its engine actors and where its LoadGen actors go."""
@@ -488,6 +496,7 @@ class Placement:
     loadgen_bundle: int
     namespace: Optional[str] = None
     node: Optional[dict] = None  # the node's entry in ray.nodes()
+    owns_group: bool = True
 
     def loadgen_actor(self, name: Optional[str] = None):
         """A fresh LoadGen actor (one per LoadGen test) in the run's LoadGen bundle.
@@ -514,16 +523,17 @@ class Placement:
         return f"http://{self.node['NodeManagerAddress']}:{self.node['MetricsExportPort']}/metrics"
 
     def release(self) -> None:
-        """Kill the engine actors and remove the placement group."""
+        """Kill the engine actors and remove the placement group (if the run made it)."""
         import ray
 
         for handle in self.engines:
             ray.kill(handle)
-        ray.util.remove_placement_group(self.group)
+        if self.owns_group:
+            ray.util.remove_placement_group(self.group)
 
 
 def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
-          namespace: Optional[str] = None) -> Placement:
+          namespace: Optional[str] = None, group=None) -> Placement:
     """Create the run's placement group and its engine actors on one node.
 
     Args:
@@ -532,31 +542,27 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
         gpu: One GPU per engine (else one CPU).
         max_restarts: Times Ray restarts a dead engine actor.
         namespace: Ray namespace of the run's named actors (None: unnamed actors).
+        group: A placement group that already holds the run's :func:`bundles` (a Ray Tune
+            trial's) to place the actors in; None to create one.
 
     Raises:
-        RunError: No node can hold the run, or placement timed out.
+        RunError: No node can hold the run, placement timed out, or ``group`` has
+            another layout.
     """
     import ray
-    from ray.util.placement_group import placement_group, placement_group_table
+    from ray.util.placement_group import placement_group_table
     from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-    bundle = {"GPU": 1} if gpu else {"CPU": 1}
-    key = next(iter(bundle))
-    need = {key: count + (0 if gpu else 1), **({"CPU": 1} if gpu else {})}
-    alive = [node for node in ray.nodes() if node["Alive"]]
-    if not any(all(node["Resources"].get(k, 0) >= v for k, v in need.items()) for node in alive):
-        best = max((node["Resources"].get(key, 0) for node in alive), default=0)
-        raise RunError(f"{count} engines need {count} {key} (and 1 CPU for LoadGen) on one "
-                       f"node; the largest node has {best:g} {key}"
-                       + (" (use --system cpu, or --engine sim on a simulated system)" if gpu else ""))
-    group = placement_group([dict(bundle) for _ in range(count)] + [{"CPU": 1}],
-                            strategy="STRICT_PACK")
-    if not group.wait(timeout_seconds=PLACEMENT_TIMEOUT_S):
-        ray.util.remove_placement_group(group)
-        raise RunError(f"could not place {count} engines ({bundle} each) and LoadGen on one "
-                       f"node within {PLACEMENT_TIMEOUT_S} s")
+    owns_group = group is None
+    if owns_group:
+        group = _new_group(count, gpu)
+    else:
+        have = [{k: float(v) for k, v in b.items() if v} for b in group.bundle_specs]
+        if have != bundles(count, gpu):
+            raise RunError(f"placement group {have} is not the layout of {count} engines "
+                           f"and LoadGen {bundles(count, gpu)}")
     node_id = next(iter(placement_group_table(group).get("bundles_to_node_id", {}).values()), None)
-    node = next((n for n in alive if n["NodeID"] == node_id), None)
+    node = next((n for n in ray.nodes() if n["Alive"] and n["NodeID"] == node_id), None)
     host = (node or {}).get("NodeManagerHostname") or "node"
     remote = ray.remote(EngineActor)
     engines = [
@@ -569,4 +575,27 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
         ).remote(spec, i)
         for i in range(count)
     ]
-    return Placement(group, engines, loadgen_bundle=count, namespace=namespace, node=node)
+    return Placement(group, engines, loadgen_bundle=count, namespace=namespace, node=node,
+                     owns_group=owns_group)
+
+
+def _new_group(count: int, gpu: bool):
+    """A new STRICT_PACK placement group of the run's :func:`bundles`, once placed."""
+    import ray
+    from ray.util.placement_group import placement_group
+
+    bundle = {"GPU": 1} if gpu else {"CPU": 1}
+    key = next(iter(bundle))
+    need = {key: count + (0 if gpu else 1), **({"CPU": 1} if gpu else {})}
+    alive = [node["Resources"] for node in ray.nodes() if node["Alive"]]
+    if not any(all(res.get(k, 0) >= v for k, v in need.items()) for res in alive):
+        best = max((res.get(key, 0) for res in alive), default=0)
+        raise RunError(f"{count} engines need {count} {key} (and 1 CPU for LoadGen) on one "
+                       f"node; the largest node has {best:g} {key}"
+                       + (" (use --system cpu, or --engine sim on a simulated system)" if gpu else ""))
+    group = placement_group(bundles(count, gpu), strategy="STRICT_PACK")
+    if not group.wait(timeout_seconds=PLACEMENT_TIMEOUT_S):
+        ray.util.remove_placement_group(group)
+        raise RunError(f"could not place {count} engines ({bundle} each) and LoadGen on one "
+                       f"node within {PLACEMENT_TIMEOUT_S} s")
+    return group

@@ -14,7 +14,7 @@ from raybench.actors.loadgen import LoadGenOutcome
 from raybench.actors.telemetry import TIMELINE, write_timeline
 from raybench.config.models import HarnessSettings
 from raybench.experiments.report import collect_runs, qps_points, short_labels, write_report
-from raybench.experiments.sweep import write_rows
+from raybench.experiments.sweep import COLUMNS, write_rows
 from raybench.run import RunRequest
 from raybench.results.accuracy import AccuracyResult, Score
 from raybench.run.record import RunRecord
@@ -56,7 +56,7 @@ def results(tmp_path):
     peak = tmp_path / "peak"
     for part, qps in (("probes/a", 2000), ("probes/b", 3000), ("confirm/probes/c", 2400)):
         make_test(peak / part, "Server", "server_invalid", target_qps=qps)
-    write_rows(peak / "peak.csv", {"a": {"trial": "a", "status": "ok"}})
+    write_rows(peak / "peak.csv", [{"trial": "a", "status": "ok"}], COLUMNS)
     (tmp_path / "x.partial").mkdir()
     (tmp_path / "x.partial" / "mlperf_log_summary.txt").write_text("junk")
     return tmp_path
