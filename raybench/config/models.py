@@ -83,9 +83,7 @@ class HarnessSettings(Strict):
     offline_expected_qps: Optional[float] = Field(default=None, gt=0)
     single_stream_expected_latency_ns: Optional[int] = Field(default=None, gt=0)
     multi_stream_samples_per_query: Optional[int] = Field(default=None, ge=1)
-    max_inflight: int = Field(default=2, ge=1)  # batches in flight per engine
-    # Server: most batches one engine call carries when the queue outgrows the free slots
-    batches_per_call: int = Field(default=8, ge=1)
+    max_inflight: int = Field(default=2, ge=1)  # batches in flight per engine (>= streams)
     workspace_mb: Optional[int] = Field(default=None, ge=1)  # TensorRT builder workspace
     sim: Optional[SimLatency] = None
 

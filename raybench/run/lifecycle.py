@@ -19,7 +19,7 @@ from raybench.actors.loadgen import LoadGenOutcome, LoadGenPlan
 from raybench.benchmarks import get_benchmark
 from raybench.benchmarks.base import Benchmark
 from raybench.config.models import HarnessSettings, System
-from raybench.config.names import Mode, accuracy_target_of, model_of
+from raybench.config.names import Mode, TransportName, accuracy_target_of, model_of
 from raybench.config.systems import load_system
 from raybench.engines import engine_class
 from raybench.engines.base import EngineOptions
@@ -36,7 +36,7 @@ from raybench.run.request import RunRequest
 log = logging.getLogger(__name__)
 
 PROGRESS_S = 0.5  # how often a progress callback is fed
-TUNABLE = ("batch_size", "batch_timeout_us", "max_inflight", "batches_per_call", "sim")
+TUNABLE = ("batch_size", "batch_timeout_us", "max_inflight", "sim")
 
 
 @dataclass
@@ -169,10 +169,14 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
         calibration=request.calibration,
         **({"workspace_mb": h.workspace_mb} if h.workspace_mb else {}),
     )
-    concurrent = engine_class(request.engine).concurrent
     return EngineSpec(benchmark=request.benchmark, engine=request.engine, options=options,
-                      data_dir=prepared.data_dir,
-                      concurrency=h.inference_streams if concurrent else 1)
+                      data_dir=prepared.data_dir, concurrency=_streams(prepared))
+
+
+def _streams(prepared: Prepared) -> int:
+    """Batches an engine runs at once: its inference streams, if the engine can."""
+    concurrent = engine_class(prepared.request.engine).concurrent
+    return prepared.harness.inference_streams if concurrent else 1
 
 
 def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None,
@@ -198,7 +202,9 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
     with ResultDir(prepared.result_dir) as results, ray_session(
             request.address, max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
             prepared.engines + 1, request.dashboard):
-        placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts)
+        graph_lanes = _streams(prepared) if request.transport == TransportName.GRAPH else 0
+        placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts,
+                          graph_lanes)
         try:
             try:
                 report.engine_info = ray.get([h.info.remote() for h in placement.engines])
@@ -223,12 +229,13 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
     partial = results.start_test(name)
     settings = prepared.settings.with_mode(mode.value)
     h = prepared.harness
+    lanes = _streams(prepared)  # one lane per inference stream
     plan = LoadGenPlan(
         values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
         batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
-        max_inflight=h.max_inflight, batches_per_call=h.batches_per_call,
-        want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
+        max_inflight=max(h.max_inflight, lanes), transport=prepared.request.transport.value,
+        lanes=lanes, want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
         run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
                   f"{prepared.request.scenario}/{name}",
     )

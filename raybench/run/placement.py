@@ -85,7 +85,8 @@ class Placement:
         ray.util.remove_placement_group(self.group)
 
 
-def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int) -> Placement:
+def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
+          graph_lanes: int = 0) -> Placement:
     """Create the run's placement group and its engine actors on one node.
 
     Args:
@@ -93,6 +94,8 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int) -> Placeme
         count: Engine actors.
         gpu: One GPU per engine (else one CPU).
         max_restarts: Times Ray restarts a dead engine actor.
+        graph_lanes: Compiled graphs each engine actor runs at once (one thread each in
+            its ``_ray_system`` concurrency group, where Ray runs compiled graphs).
 
     Raises:
         RunError: No node can hold the run, or placement timed out.
@@ -117,6 +120,8 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int) -> Placeme
         raise RunError(f"could not place {count} engines ({bundle} each) and LoadGen on one "
                        f"node within {PLACEMENT_TIMEOUT_S} s")
     remote = ray.remote(EngineActor)
+    if graph_lanes > 1:
+        remote = ray.remote(concurrency_groups={"_ray_system": graph_lanes})(EngineActor)
     engines = [
         remote.options(
             num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1,

@@ -67,31 +67,38 @@ def test_each_engine_actor_gets_its_own_gpu(ray_cluster, tmp_path):
 
 
 def _kill_engine_after(seconds: float):
-    """An on_ready hook that kills engine 0 (Ray restarts it) after ``seconds``."""
+    """Hooks that kill engine 0 (Ray restarts it) once the LoadGen test has run ``seconds``
+    (the test starts after the transport is set up, which may take seconds)."""
     killed = threading.Event()
+    handles = []
 
-    def hook(handles):
+    def on_ready(engine_handles):
+        handles[:] = engine_handles
+
+    def on_progress(snapshot):
         import ray
 
-        def kill():
+        if snapshot.elapsed_s >= seconds and not killed.is_set():
             ray.kill(handles[0], no_restart=False)
             killed.set()
 
-        threading.Timer(seconds, kill).start()
-
-    return hook, killed
+    return on_ready, on_progress, killed
 
 
-@pytest.mark.parametrize("scenario,qps", [("Offline", 20000), ("Server", 1500)])
-def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, qps):
-    hook, killed = _kill_engine_after(1.0)
+@pytest.mark.parametrize("transport", ["graph", "calls"])
+@pytest.mark.parametrize("scenario,qps", [("Offline", 150_000), ("Server", 1500)])  # >= 3 s
+def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, qps, transport):
+    from raybench.run import execute, prepare
+
+    on_ready, on_progress, killed = _kill_engine_after(0.5)
     req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario=scenario, output=tmp_path,
-                     engines=4, batch_size=64, track_ids=True,
+                     engines=4, batch_size=64, track_ids=True, transport=transport,
                      duration=3.0, queries=1, target_qps=qps)
-    report = run(req, on_ready=hook)
+    report = execute(prepare(req), on_ready=on_ready, on_progress=on_progress)
     assert killed.is_set()
     (test,) = report.tests
     outcome = test.outcome
+    assert outcome.transport == transport
     assert outcome.fatal is None and outcome.drained_error is None
     assert outcome.completed == outcome.received > 0
     assert outcome.retried > 0  # engine 0's in-flight batches went to the others
