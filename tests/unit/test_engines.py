@@ -38,6 +38,17 @@ def test_sim_engine_is_one_device_shared_by_concurrent_streams():
 def test_sim_latency_grows_per_sample():
     engine = create_engine("sim", EngineOptions(sim=SimLatency(fixed_us=100, per_sample_us=10)))
     assert engine.batch_seconds(100) == pytest.approx(1100e-6)
+    assert engine.batch_seconds(1) == pytest.approx(110e-6)
+
+
+def test_sim_lone_sample_takes_the_batch1_latency():
+    latency = SimLatency(fixed_us=100, per_sample_us=10, batch1_us=20_000)
+    engine = create_engine("sim", EngineOptions(sim=latency))
+    assert engine.batch_seconds(1) == pytest.approx(0.02)
+    assert engine.batch_seconds(2) == pytest.approx(120e-6)
+    start = time.perf_counter()
+    engine.run_count(1)
+    assert time.perf_counter() - start >= 0.02
 
 
 def test_worker_runs_the_stand_in_and_returns_labels(resnet50_standin):
