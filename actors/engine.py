@@ -19,7 +19,7 @@ from typing import Optional, Sequence
 
 from pydantic import Field
 
-from raybench.actors.transport import INDEX_BYTES, unpack
+from raybench.actors.transport import INDEX_BYTES, ring, unpack
 from raybench.benchmarks import get_benchmark
 from raybench.config.models import Strict
 from raybench.engines import create_engine
@@ -75,14 +75,26 @@ class EngineActor:
         if self.dataset is not None:
             self.dataset.unload(indices)
 
-    def run(self, packed: bytes, want_outputs: bool) -> Payload:
+    def run(self, packed: bytes, want_outputs: bool, doorbell: Optional[str] = None) -> Payload:
         """Run one batch; ``packed`` holds its sample indices (see the transport's ``pack``).
+
+        Args:
+            packed: The batch's sample indices; empty: nothing to run (a warm-up).
+            want_outputs: Return the samples' accuracy-log payloads.
+            doorbell: A compiled-graph lane's doorbell, rung when the batch is done.
 
         Returns:
             None when no outputs are wanted (or the engine has none), else the
             accuracy-log payloads of the samples packed as ``(blob, sizes)``.
         """
-        if not packed:  # an empty batch (a transport's warm-up)
+        try:
+            return self._run(packed, want_outputs)
+        finally:
+            if doorbell is not None:
+                ring(doorbell)
+
+    def _run(self, packed: bytes, want_outputs: bool) -> Payload:
+        if not packed:
             return None
         if self.dataset is None:
             self.engine.run_count(len(packed) // INDEX_BYTES)

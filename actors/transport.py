@@ -28,10 +28,14 @@ compiled again, in the background, once the actor answers.
 from __future__ import annotations
 
 import logging
+import os
+import select
+import shutil
+import tempfile
 import threading
 import time
 from array import array
-from collections import deque
+from queue import SimpleQueue
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Optional, Protocol, Sequence
 
@@ -86,7 +90,11 @@ def unpack(packed: bytes) -> list[int]:
 
 
 class _Lane:
-    """One ordered channel to an engine and its reader thread."""
+    """One ordered channel to an engine and its reader thread.
+
+    ``pending`` holds ``(batch_id, ticket, channel)`` in send order (None: stop); a
+    queue.SimpleQueue, because its put and get cost far less than a Condition's.
+    """
 
     def __init__(self, engine: int, channel: Optional[Channel], recoverable: bool):
         self.engine = engine
@@ -94,17 +102,16 @@ class _Lane:
         self.recoverable = recoverable  # a broken lane is opened again, calls meanwhile
         self.broken = channel is None
         self.inflight = 0
-        self.pending: deque = deque()  # (batch_id, ticket, channel), in send order
-        self.cond = threading.Condition()
+        self.pending: SimpleQueue = SimpleQueue()
+        self.lock = threading.Lock()  # send order is pending order; inflight
         self.thread: Optional[threading.Thread] = None
 
     def send(self, batch: Batch) -> None:
-        with self.cond:
+        with self.lock:
             channel = self.channel
             ticket = channel.send(batch)
-            self.pending.append((batch.batch_id, ticket, channel))
             self.inflight += 1
-            self.cond.notify()
+            self.pending.put((batch.batch_id, ticket, channel))
 
 
 class Lanes:
@@ -175,8 +182,7 @@ class Lanes:
         lanes = [lane for per_engine in self._lanes for lane in per_engine]
         lanes += list(self._fallbacks.values())
         for lane in lanes:
-            with lane.cond:
-                lane.cond.notify_all()
+            lane.pending.put(None)
         channels = [lane.channel for lane in lanes if lane.channel is not None]
         if channels:  # closing also ends a reader still waiting for an answer
             with ThreadPoolExecutor(max_workers=min(len(channels), 16)) as pool:
@@ -208,12 +214,10 @@ class Lanes:
 
     def _read(self, lane: _Lane) -> None:
         while True:
-            with lane.cond:
-                while not lane.pending and not self._stopping:
-                    lane.cond.wait()
-                if not lane.pending:
-                    return
-                batch_id, ticket, channel = lane.pending.popleft()
+            item = lane.pending.get()
+            if item is None:
+                return
+            batch_id, ticket, channel = item
             error = None
             try:
                 result = channel.receive(ticket)
@@ -223,7 +227,7 @@ class Lanes:
                 error, retry = f"{type(exc).__name__}: {error_line(exc)}", True
                 if lane.recoverable and channel is lane.channel:
                     self._break(lane, exc)
-            with lane.cond:
+            with lane.lock:
                 lane.inflight -= 1
             if self._stopping:
                 continue
@@ -260,7 +264,7 @@ class Lanes:
         with self._lock:
             stopping = self._stopping
             if not stopping:
-                with lane.cond:
+                with lane.lock:
                     lane.channel = channel
                     lane.broken = False
                 self.reopened += 1
@@ -314,26 +318,82 @@ class CallChannel:
         return None
 
 
+class Doorbell:
+    """A named pipe an engine writes one byte to per finished batch (see :func:`ring`).
+
+    Ray Compiled Graphs (Ray 2.60) wait for a channel by spinning: a thread in a graph's
+    ``get`` burns a core for as long as the engine works on the batch. A lane's reader
+    sleeps on the doorbell instead and calls ``get`` once the engine has rung, when the
+    answer is microseconds away. The reader keeps a write end open itself, so the pipe
+    never reads as closed while an engine restarts.
+    """
+
+    POLL_S = 0.1  # how often a sleeping reader checks whether it should stop waiting
+
+    def __init__(self):
+        self._dir = tempfile.mkdtemp(prefix="raybench-lane-")
+        self.path = os.path.join(self._dir, "doorbell")
+        os.mkfifo(self.path, 0o600)
+        self._read = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        self._keep = os.open(self.path, os.O_WRONLY | os.O_NONBLOCK)
+        self._rung = 0
+
+    def wait(self, give_up: Callable[[], bool]) -> None:
+        """Sleep until the engine rings once more, or until ``give_up()`` says so."""
+        while not self._rung:
+            ready, _, _ = select.select([self._read], [], [], self.POLL_S)
+            if ready:
+                try:
+                    self._rung += len(os.read(self._read, 4096))
+                except BlockingIOError:
+                    pass
+            elif give_up():
+                return
+        self._rung -= 1
+
+    def close(self) -> None:
+        for fd in (self._read, self._keep):
+            os.close(fd)
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+
+_rung_doorbells: dict[str, int] = {}  # engine side: doorbell path -> open write end
+
+
+def ring(path: str) -> None:
+    """Ring a lane's doorbell (engine side): one batch of that lane is done."""
+    try:
+        fd = _rung_doorbells.get(path)
+        if fd is None:
+            fd = _rung_doorbells[path] = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        os.write(fd, b"\x01")
+    except OSError:  # the LoadGen actor is gone; the graph is being torn down
+        _rung_doorbells.pop(path, None)
+
+
 class GraphChannel:
     """A Ray Compiled Graph to one engine actor, driven from this process.
 
     Opening waits until the actor answers (after a restart: until Ray has restarted
-    it), compiles ``InputNode -> handle.run(packed, want_outputs)`` and runs one empty
-    batch through it (a fresh graph's first execution takes far longer than the next
-    ones). The graph holds ``max_inflight`` executions; ``execute`` is not thread-safe,
-    so a lane sends under its own lock, and only its reader gets the answers, oldest
-    first.
+    it), compiles ``InputNode -> handle.run(packed, want_outputs, doorbell)`` and runs
+    one empty batch through it (a fresh graph's first execution takes far longer than
+    the next ones). The graph holds ``max_inflight`` executions; ``execute`` is not
+    thread-safe, so a lane sends under its own lock, and only its reader gets the
+    answers, oldest first, each after the engine rang the lane's :class:`Doorbell`.
     """
+
+    SPIN_AFTER_S = 5.0  # a batch this long without a ring: wait in get (correct, but spins)
 
     def __init__(self, handle, want_outputs: bool, max_inflight: int):
         from ray.dag import InputNode
 
         _wait_alive(handle)
+        self.doorbell = Doorbell()
         with InputNode() as packed:
-            node = handle.run.bind(packed, want_outputs)
+            node = handle.run.bind(packed, want_outputs, self.doorbell.path)
         self.graph = node.experimental_compile(_max_inflight_executions=max_inflight)
         self._closed = False
-        self.graph.execute(b"").get(timeout=-1)
+        self.receive(self.graph.execute(b""))
 
     def send(self, batch: Batch):
         return self.graph.execute(pack(batch.indices))
@@ -341,6 +401,9 @@ class GraphChannel:
     def receive(self, ref):
         from ray.exceptions import RayTaskError
 
+        deadline = time.monotonic() + self.SPIN_AFTER_S
+        self.doorbell.wait(lambda: self._closed or self.graph.is_teardown
+                           or time.monotonic() > deadline)
         try:
             return ref.get(timeout=-1)
         except RayTaskError as exc:
@@ -350,6 +413,7 @@ class GraphChannel:
         if not self._closed:  # a broken lane's graph is closed by its recovery and at stop
             self._closed = True
             self.graph.teardown()
+            self.doorbell.close()
 
 
 def _wait_alive(handle, timeout_s: float = 60.0) -> None:

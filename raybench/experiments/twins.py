@@ -220,7 +220,7 @@ def start_ray(systems: Iterable[str]) -> bool:
     if ray.is_initialized():
         return False
     gpus = max((load_system(s).accelerator_count for s in systems), default=0)
-    ray.init(num_cpus=max(os.cpu_count() or 1, gpus + 1), num_gpus=gpus,
+    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, gpus + 1), num_gpus=gpus,
              include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     return True
 

@@ -9,6 +9,7 @@ new channel is opened.
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import Counter
@@ -370,3 +371,33 @@ def test_dispatcher_over_lanes_completes_every_sample_once_through_an_engine_dea
     assert set(completed) == set(ids) and set(completed.values()) == {1}
     assert dispatcher.ledger.check_drained() is None
     assert dispatcher.ledger.retried_count > 0
+
+
+def test_doorbell_wakes_its_reader_once_per_ring_across_processes():
+    import subprocess
+    import sys
+
+    from raybench.actors.transport import Doorbell
+
+    bell = Doorbell()
+    try:
+        ring_twice = ("from raybench.actors.transport import ring; "
+                      f"ring({bell.path!r}); ring({bell.path!r})")
+        subprocess.run([sys.executable, "-c", ring_twice], check=True, timeout=60)
+        for _ in range(2):  # two rings: two waits return without asking to give up
+            bell.wait(lambda: pytest.fail("rung, yet the reader kept waiting"))
+        gave_up = []
+        start = time.monotonic()
+        bell.wait(lambda: gave_up.append(True) or time.monotonic() - start > 0.2)
+        assert gave_up  # no third ring: the reader waited until told to give up
+    finally:
+        bell.close()
+    assert not os.path.exists(bell.path)
+
+
+def test_a_ring_to_a_closed_doorbell_is_ignored():
+    from raybench.actors.transport import Doorbell, ring
+
+    bell = Doorbell()
+    bell.close()
+    ring(bell.path)  # the LoadGen actor is gone: the engine carries on
