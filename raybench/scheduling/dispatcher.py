@@ -90,7 +90,9 @@ class Dispatcher:
                 batcher.add(ids, indices)
                 if self.observer is not None:
                     self.observer.on_issue(len(ids))
-                batches = self._take_ready()
+                batches = []
+                if not batcher.timeout_s or len(batcher) >= batcher.max_batch:
+                    batches = self._take_ready()  # else only the timer's due time can cut
                 if batcher.timeout_s and was_empty and len(batcher):
                     self._timer_wake.notify()  # a new oldest sample: the timer's due time moved
         if fatal:  # nothing is sent any more
