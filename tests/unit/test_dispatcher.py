@@ -294,6 +294,16 @@ def test_server_timeout_cuts_partial_batch_real_clock(harnesses):
     assert [b.indices for b in h.submitted] == [[10, 20, 30]]
 
 
+def test_full_batches_leave_at_once_and_the_rest_on_its_timeout(harnesses):
+    h = harnesses(engines=1, max_inflight=4, max_batch=4, timeout_s=0.02)
+    h.d.start()
+    h.d.issue(list(range(10)), list(range(10)))  # nothing else happens afterwards
+    assert [len(b.ids) for b in h.submitted] == [4, 4]  # sent from the issuing thread
+    h.wait_completed(10)
+    h.assert_exactly_once(list(range(10)))
+    assert [len(b.ids) for b in h.submitted] == [4, 4, 2]
+
+
 def test_server_timeout_cut_with_fake_clock(harnesses):
     now = [1000.0]
     h = harnesses(engines=1, max_inflight=2, max_batch=8, timeout_s=5.0, clock=lambda: now[0])
