@@ -295,7 +295,7 @@ def test_server_timeout_cuts_partial_batch_real_clock(harnesses):
 
 
 def test_full_batches_leave_at_once_and_the_rest_on_its_timeout(harnesses):
-    h = harnesses(engines=1, max_inflight=4, max_batch=4, timeout_s=0.02)
+    h = harnesses(engines=1, max_inflight=4, max_batch=4, timeout_s=0.5)
     h.d.start()
     h.d.issue(list(range(10)), list(range(10)))  # nothing else happens afterwards
     assert [len(b.ids) for b in h.submitted] == [4, 4]  # sent from the issuing thread
