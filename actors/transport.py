@@ -18,8 +18,8 @@ Two kinds of channel (:data:`TRANSPORTS`):
 
 A graph lane breaks when its engine actor dies: every batch it held fails with retry
 (the dispatcher sends them to other engines), the engine gets its batches by actor
-calls (Ray holds them until it has restarted the actor), and the lane's graph is
-compiled again, in the background, once the actor answers.
+calls (while Ray restarts it they wait or fail, and failed ones are retried), and the
+lane's graph is compiled again, in the background, once the actor answers.
 
 :class:`Lanes` holds all of this and knows nothing of Ray: channels come from the
 ``open_channel`` callable, so it is tested with fake channels.
@@ -35,8 +35,8 @@ import tempfile
 import threading
 import time
 from array import array
-from queue import SimpleQueue
 from concurrent.futures import ThreadPoolExecutor
+from queue import SimpleQueue
 from typing import Any, Callable, Optional, Protocol, Sequence
 
 from raybench.errors import error_line
@@ -104,7 +104,6 @@ class _Lane:
         self.inflight = 0
         self.pending: SimpleQueue = SimpleQueue()
         self.lock = threading.Lock()  # send order is pending order; inflight
-        self.thread: Optional[threading.Thread] = None
 
     def send(self, batch: Batch) -> None:
         with self.lock:
@@ -282,10 +281,10 @@ class Lanes:
         return lane
 
     def _start_reader(self, lane: _Lane) -> None:
-        lane.thread = threading.Thread(target=self._read, args=(lane,), daemon=True,
-                                       name=f"raybench-lane-{lane.engine}")
-        self._threads.append(lane.thread)
-        lane.thread.start()
+        thread = threading.Thread(target=self._read, args=(lane,), daemon=True,
+                                  name=f"raybench-lane-{lane.engine}")
+        self._threads.append(thread)
+        thread.start()
 
     def _close(self, channel: Channel) -> None:
         try:
@@ -352,23 +351,33 @@ class Doorbell:
         self._rung -= 1
 
     def close(self) -> None:
-        for fd in (self._read, self._keep):
-            os.close(fd)
+        """Remove the pipe's name and wake a waiting reader; the pipe itself closes when
+        the last reference goes, so a reader still in :meth:`wait` never sees its file
+        descriptor reused."""
         shutil.rmtree(self._dir, ignore_errors=True)
+        try:
+            os.write(self._keep, b"\x00")
+        except OSError:
+            pass
 
-
-_rung_doorbells: dict[str, int] = {}  # engine side: doorbell path -> open write end
+    def __del__(self):
+        for fd in (getattr(self, "_read", None), getattr(self, "_keep", None)):
+            if fd is not None:
+                os.close(fd)
 
 
 def ring(path: str) -> None:
     """Ring a lane's doorbell (engine side): one batch of that lane is done."""
     try:
-        fd = _rung_doorbells.get(path)
-        if fd is None:
-            fd = _rung_doorbells[path] = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+    except OSError:  # the LoadGen actor closed the lane: nobody waits any more
+        return
+    try:
         os.write(fd, b"\x01")
-    except OSError:  # the LoadGen actor is gone; the graph is being torn down
-        _rung_doorbells.pop(path, None)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 class GraphChannel:

@@ -393,6 +393,7 @@ def test_doorbell_wakes_its_reader_once_per_ring_across_processes():
     finally:
         bell.close()
     assert not os.path.exists(bell.path)
+    bell.wait(lambda: pytest.fail("closing did not wake the reader"))
 
 
 def test_a_ring_to_a_closed_doorbell_is_ignored():
