@@ -130,8 +130,10 @@ def main() -> None:
     ray.init(address="local", num_cpus=max(3, os.cpu_count() or 1),
              logging_level=logging.WARNING, log_to_driver=False, include_dashboard=False)
     out, d = work / "results", args.duration
-    rb = lambda scenario, qps, t, **kw: raybench(scenario, standin.model, standin.data_dir,  # noqa: E731
-                                                 out, qps, d, transport=t, **kw)
+    def rb(scenario: str, qps: float, transport: str, **kw) -> dict:
+        return raybench(scenario, standin.model, standin.data_dir, out, qps, d,
+                        transport=transport, **kw)
+
     cols = ("reference",) + TRANSPORTS
     rows = {name: {c: Cell() for c in cols} for name in (
         "Offline samples/s, batch 32 (ref 2 threads; raybench 2 engines x 1 thread)",
@@ -145,7 +147,8 @@ def main() -> None:
         for r in range(args.repeat):
             order = TRANSPORTS if r % 2 == 0 else tuple(reversed(TRANSPORTS))
             for batch in (32, 8):
-                name = f"Offline samples/s, batch {batch} (ref 2 threads; raybench 2 engines x 1 thread)"
+                name = (f"Offline samples/s, batch {batch} "
+                        "(ref 2 threads; raybench 2 engines x 1 thread)")
                 rows[name]["reference"].add(ref.test("Offline", 2, batch, 8000, d)["metric"])
                 for t in order:
                     rows[name][t].add(rb("Offline", 8000, t, batch_size=batch, engines=2,

@@ -202,7 +202,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
     with ResultDir(prepared.result_dir) as results, ray_session(
             request.address, max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
             prepared.engines + 1, request.dashboard):
-        graph_lanes = _streams(prepared) if request.transport == TransportName.GRAPH else 0
+        graph = request.resolved_transport() == TransportName.GRAPH
+        graph_lanes = _streams(prepared) if graph else 0
         placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts,
                           graph_lanes)
         try:
@@ -234,8 +235,9 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
         values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
         batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
-        max_inflight=max(h.max_inflight, lanes), transport=prepared.request.transport.value,
-        lanes=lanes, want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
+        max_inflight=max(h.max_inflight, lanes),
+        transport=prepared.request.resolved_transport().value, lanes=lanes,
+        want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
         run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
                   f"{prepared.request.scenario}/{name}",
     )

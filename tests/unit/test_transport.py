@@ -402,3 +402,14 @@ def test_a_ring_to_a_closed_doorbell_is_ignored():
     bell = Doorbell()
     bell.close()
     ring(bell.path)  # the LoadGen actor is gone: the engine carries on
+
+
+@pytest.mark.parametrize("scenario,asked,used", [
+    ("Offline", None, "calls"), ("Server", None, "graph"), ("SingleStream", None, "graph"),
+    ("MultiStream", None, "graph"), ("Offline", "graph", "graph"), ("Server", "CALLS", "calls"),
+])
+def test_the_transport_default_depends_on_the_scenario(scenario, asked, used):
+    from raybench.run.request import RunRequest
+
+    request = RunRequest.parse({"scenario": scenario, **({"transport": asked} if asked else {})})
+    assert request.resolved_transport().value == used
