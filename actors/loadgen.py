@@ -21,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from raybench.actors.transport import open_transport
+from raybench.actors.transport import choose_transport, open_transport
 from raybench.scheduling.batcher import Batcher
 from raybench.scheduling.dispatcher import Dispatcher
 from raybench.scheduling.router import Router
@@ -44,7 +44,7 @@ class LoadGenPlan:
     batch_timeout_us: int
     max_inflight: int
     want_outputs: bool
-    transport: str = "graph"  # see raybench.actors.transport.TRANSPORTS
+    transport: str = "auto"  # graph, calls, or auto (see transport.choose_transport)
     lanes: int = 1  # lanes per engine: its inference streams
     max_attempts: int = 5
     track_ids: bool = False
@@ -192,7 +192,9 @@ class LoadGenActor:
         batcher = Batcher(plan.batch_size,
                           plan.batch_timeout_us / 1e6 if scenario == "Server" else 0.0)
         router = Router(len(self.engines), plan.max_inflight)
-        transport = open_transport(plan.transport, self.engines, plan.lanes, plan.want_outputs,
+        kind = choose_transport(plan.transport, len(self.engines) * plan.lanes,
+                                os.cpu_count() or 1)
+        transport = open_transport(kind, self.engines, plan.lanes, plan.want_outputs,
                                    plan.max_inflight)
         observer, recorder = start_ray_metrics(len(self.engines), plan.run_label,
                                                ray.get_runtime_context().get_node_id())

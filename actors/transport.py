@@ -45,6 +45,7 @@ from raybench.scheduling.ledger import Batch
 log = logging.getLogger(__name__)
 
 TRANSPORTS = ("graph", "calls")
+AUTO = "auto"  # choose_transport picks one for the host
 INDEX_BYTES = 8  # one packed sample index
 STOP_JOIN_S = 5.0
 
@@ -443,6 +444,25 @@ def _wait_alive(handle, timeout_s: float = 60.0) -> None:
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.05)
+
+
+def choose_transport(kind: str, lanes: int, cpus: int) -> str:
+    """The transport a run uses: ``kind``, unless it is :data:`AUTO`.
+
+    Automatic: ``graph`` when the host has two cores per graph lane, else ``calls``. An
+    idle lane's compiled-graph loop spins on a core in its engine actor (Ray 2.60 waits
+    by spinning), and spinning threads, always runnable, push everything else's turn
+    back: on a host with fewer spare cores than lanes that costs more than actor calls
+    (measured in ``bench/harness.py``: a 2-core host, eight engines with two lanes each).
+
+    Args:
+        kind: ``graph``, ``calls`` or ``auto``.
+        lanes: Graph lanes of the whole run (engines x inference streams).
+        cpus: Cores of the host the engines and the LoadGen actor share.
+    """
+    if kind != AUTO:
+        return kind
+    return "graph" if 2 * lanes <= cpus else "calls"
 
 
 def open_transport(kind: str, handles: list, lanes: int, want_outputs: bool,

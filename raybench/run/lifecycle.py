@@ -16,6 +16,7 @@ from typing import Callable, Optional
 
 from raybench.actors.engine import EngineSpec
 from raybench.actors.loadgen import LoadGenOutcome, LoadGenPlan
+from raybench.actors.transport import AUTO
 from raybench.benchmarks import get_benchmark
 from raybench.benchmarks.base import Benchmark
 from raybench.config.models import HarnessSettings, System
@@ -202,8 +203,7 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
     with ResultDir(prepared.result_dir) as results, ray_session(
             request.address, max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
             prepared.engines + 1, request.dashboard):
-        graph = request.resolved_transport() == TransportName.GRAPH
-        graph_lanes = _streams(prepared) if graph else 0
+        graph_lanes = 0 if request.transport == TransportName.CALLS else _streams(prepared)
         placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts,
                           graph_lanes)
         try:
@@ -231,12 +231,13 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
     settings = prepared.settings.with_mode(mode.value)
     h = prepared.harness
     lanes = _streams(prepared)  # one lane per inference stream
+    asked = prepared.request.transport
     plan = LoadGenPlan(
         values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
         batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
         max_inflight=max(h.max_inflight, lanes),
-        transport=prepared.request.resolved_transport().value, lanes=lanes,
+        transport=asked.value if asked else AUTO, lanes=lanes,
         want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
         run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
                   f"{prepared.request.scenario}/{name}",

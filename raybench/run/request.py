@@ -72,8 +72,8 @@ class RunRequest(Strict):
                                          "(backpressure).", TUNING, ge=1)
     transport: Optional[TransportName] = _field(
         None, "How batches reach the engines: graph (Ray Compiled Graphs, shared-memory "
-        "channels) or calls (Ray actor calls). Default: calls for Offline (few, large "
-        "batches), graph for the other scenarios (many batches, latency-bound).", TUNING)
+        "channels) or calls (Ray actor calls). Default: graph when the engines' host has two "
+        "cores per graph lane (one lane per engine inference stream), else calls.", TUNING)
     threads: Optional[int] = _field(None, "CPU threads per engine.", TUNING, ge=1)
     max_restarts: int = _field(3, "Times Ray restarts a dead engine actor.", TUNING, ge=0)
 
@@ -88,12 +88,6 @@ class RunRequest(Strict):
     track_ids: bool = _field(False, "Check every sample id is completed once.", TUNING,
                              cli=False)
     rules_round: str = _field("v1.0", "MLPerf round whose rules apply.", RULES, cli=False)
-
-    def resolved_transport(self) -> TransportName:
-        """The transport this run uses: the one asked for, else the scenario's default."""
-        if self.transport is not None:
-            return self.transport
-        return TransportName.CALLS if self.scenario == Scenario.OFFLINE else TransportName.GRAPH
 
     def overrides(self) -> Overrides:
         """The request's changes to the round's rules and the system's targets."""

@@ -404,12 +404,15 @@ def test_a_ring_to_a_closed_doorbell_is_ignored():
     ring(bell.path)  # the LoadGen actor is gone: the engine carries on
 
 
-@pytest.mark.parametrize("scenario,asked,used", [
-    ("Offline", None, "calls"), ("Server", None, "graph"), ("SingleStream", None, "graph"),
-    ("MultiStream", None, "graph"), ("Offline", "graph", "graph"), ("Server", "CALLS", "calls"),
+@pytest.mark.parametrize("kind,lanes,cpus,used", [
+    ("auto", 1, 2, "graph"),     # one engine lane on two cores: SingleStream here
+    ("auto", 16, 2, "calls"),    # eight engines x two streams on two cores
+    ("auto", 16, 32, "graph"),   # the same run on a 32-core host
+    ("auto", 9, 16, "calls"),
+    ("graph", 16, 2, "graph"),   # asked for: always
+    ("calls", 1, 64, "calls"),
 ])
-def test_the_transport_default_depends_on_the_scenario(scenario, asked, used):
-    from raybench.run.request import RunRequest
+def test_auto_transport_uses_graphs_only_with_two_cores_per_lane(kind, lanes, cpus, used):
+    from raybench.actors.transport import choose_transport
 
-    request = RunRequest.parse({"scenario": scenario, **({"transport": asked} if asked else {})})
-    assert request.resolved_transport().value == used
+    assert choose_transport(kind, lanes, cpus) == used
