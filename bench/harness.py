@@ -14,7 +14,9 @@ alternated, ``--repeat`` rounds; a cell shows the range over the rounds.
    128, 4 ms timeout, two inference streams; Offline batch 2048): the highest VALID Server
    QPS (published: 260,000), the LoadGen actor's CPU per sample and per batch at 200k QPS
    (beside bare LoadGen's own CPU per sample at that rate), and Offline samples/s against
-   the modelled ideal.
+   the modelled ideal. That is 16 graph lanes: on a host with fewer than two cores per
+   lane, where the compiled graphs' spinning loops crowd LoadGen out, ``raybench run``
+   picks calls by itself; this table shows both.
 
 Usage: ``python bench/harness.py [--duration 3] [--repeat 2] [--steps 6] [--tables 1,2,3]``
 """
