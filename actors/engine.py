@@ -3,7 +3,8 @@
 One engine actor runs per GPU (Ray pins it with ``num_gpus=1``) or per CPU slot. LoadGen's
 QSL load and unload calls reach every engine actor, which reads the samples from the data
 directory itself, so a batch carries only sample indices. Engines without data (null,
-sim) keep nothing and produce nothing.
+sim) keep nothing and produce nothing. Each call of :meth:`EngineActor.run` is one batch,
+whichever transport brought it (an actor call, or a compiled graph's channel).
 
 :class:`EngineActor` is a plain class; the run's placement makes it a Ray actor
 (``ray.remote(EngineActor)``), so it can also be used directly, without Ray.
@@ -18,6 +19,7 @@ from typing import Optional, Sequence
 
 from pydantic import Field
 
+from raybench.actors.transport import INDEX_BYTES, ring, unpack
 from raybench.benchmarks import get_benchmark
 from raybench.config.models import Strict
 from raybench.engines import create_engine
@@ -73,23 +75,33 @@ class EngineActor:
         if self.dataset is not None:
             self.dataset.unload(indices)
 
-    def run(self, indices: Sequence[int], want_outputs: bool) -> Payload:
-        """Run the samples of one call, in batches of at most the engine's batch size.
+    def run(self, packed: bytes, want_outputs: bool, doorbell: Optional[str] = None) -> Payload:
+        """Run one batch; ``packed`` holds its sample indices (see the transport's ``pack``).
+
+        Args:
+            packed: The batch's sample indices; empty: nothing to run (a warm-up).
+            want_outputs: Return the samples' accuracy-log payloads.
+            doorbell: A compiled-graph lane's doorbell, rung when the batch is done.
 
         Returns:
             None when no outputs are wanted (or the engine has none), else the
             accuracy-log payloads of the samples packed as ``(blob, sizes)``.
         """
-        size = self.spec.options.batch_size
-        payloads: list[bytes] = []
-        for start in range(0, len(indices), size):
-            batch = indices[start:start + size]
-            if self.dataset is None:
-                self.engine.run_count(len(batch))
-                continue
-            outputs = self.benchmark.infer(self.engine, self.dataset.feeds(batch))
-            if want_outputs:
-                payloads += self.benchmark.responses(outputs, batch, self.dataset)
-        if self.dataset is None or not want_outputs:
+        try:
+            return self._run(packed, want_outputs)
+        finally:
+            if doorbell is not None:
+                ring(doorbell)
+
+    def _run(self, packed: bytes, want_outputs: bool) -> Payload:
+        if not packed:
             return None
+        if self.dataset is None:
+            self.engine.run_count(len(packed) // INDEX_BYTES)
+            return None
+        batch = unpack(packed)
+        outputs = self.benchmark.infer(self.engine, self.dataset.feeds(batch))
+        if not want_outputs:
+            return None
+        payloads = self.benchmark.responses(outputs, batch, self.dataset)
         return b"".join(payloads), [len(p) for p in payloads]

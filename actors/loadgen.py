@@ -6,7 +6,8 @@ concurrent calls: :meth:`LoadGenActor.run` blocks for the whole test while
 :meth:`LoadGenActor.progress` answers). The query path inside it::
 
     LoadGen issue(ids, indices) -> Dispatcher (batcher, router, ledger) -> transport
-    -> engine actors -> Dispatcher.done -> QuerySamplesComplete(ids), exactly once
+    (a compiled graph per engine lane, or actor calls) -> engine actors
+    -> the lane's reader: Dispatcher.done -> QuerySamplesComplete(ids), exactly once
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from raybench.actors.transport import ActorCalls
+from raybench.actors.transport import choose_transport, open_transport
 from raybench.scheduling.batcher import Batcher
 from raybench.scheduling.dispatcher import Dispatcher
 from raybench.scheduling.router import Router
@@ -28,6 +29,7 @@ from raybench.scheduling.router import Router
 log = logging.getLogger(__name__)
 
 NO_AUDIT_CONFIG = "raybench-no-audit.config"  # LoadGen applies ./audit.config if it exists
+RESTART_WAIT_S = 60.0  # longest a QSL call waits for an engine Ray is restarting
 
 
 @dataclass
@@ -42,7 +44,8 @@ class LoadGenPlan:
     batch_timeout_us: int
     max_inflight: int
     want_outputs: bool
-    batches_per_call: int = 1
+    transport: str = "auto"  # graph, calls, or auto (see transport.choose_transport)
+    lanes: int = 1  # lanes per engine: its inference streams
     max_attempts: int = 5
     track_ids: bool = False
     trace: bool = False  # LoadGen's per-sample mlperf_log_trace.json (hundreds of MB)
@@ -63,6 +66,10 @@ class LoadGenOutcome:
     drained_error: Optional[str] = None
     fatal: Optional[str] = None
     engine_failures: list[int] = field(default_factory=list)
+    transport: str = ""
+    cpu_s: float = 0.0  # CPU time of the LoadGen actor's process during the test
+    fallback_batches: int = 0  # graph lanes broken: batches sent by actor calls meanwhile
+    lanes_reopened: int = 0
 
 
 @dataclass
@@ -149,10 +156,30 @@ class LoadGenActor:
         )
 
     def _broadcast(self, method: str, indices: list) -> None:
-        """A QSL load or unload, on every engine."""
-        import ray
+        """A QSL load or unload, on every engine.
 
-        ray.get([getattr(h, method).remote(indices) for h in self.engines])
+        A call to an engine that Ray is restarting may fail at once with
+        ActorUnavailableError instead of waiting for it (more often when, as with compiled
+        graphs, this process sends the engine no actor calls per batch): that engine gets
+        the call again until it is back. Loads and unloads can be repeated safely.
+        """
+        import ray
+        from ray.exceptions import ActorUnavailableError
+
+        engines, deadline = list(self.engines), time.monotonic() + RESTART_WAIT_S
+        while engines:
+            refs = [getattr(h, method).remote(indices) for h in engines]
+            again = []
+            for handle, ref in zip(engines, refs):
+                try:
+                    ray.get(ref)
+                except ActorUnavailableError:
+                    if time.monotonic() > deadline:
+                        raise
+                    again.append(handle)
+            engines = again
+            if engines:
+                time.sleep(0.1)
 
     def run(self, plan: LoadGenPlan) -> LoadGenOutcome:
         """Run one LoadGen test; blocks until LoadGen is done."""
@@ -161,16 +188,18 @@ class LoadGenActor:
         from raybench.actors.telemetry import start_telemetry
         from raybench.rules.settings import to_test_settings
 
-        server = plan.values["scenario"] == "Server"
-        batcher = Batcher(plan.batch_size, plan.batch_timeout_us / 1e6 if server else 0.0)
+        scenario = plan.values["scenario"]
+        batcher = Batcher(plan.batch_size,
+                          plan.batch_timeout_us / 1e6 if scenario == "Server" else 0.0)
         router = Router(len(self.engines), plan.max_inflight)
-        transport = ActorCalls(self.engines, plan.want_outputs)
+        kind = choose_transport(plan.transport, len(self.engines) * plan.lanes,
+                                os.cpu_count() or 1)
+        transport = open_transport(kind, self.engines, plan.lanes, plan.want_outputs,
+                                   plan.max_inflight)
         observer, telemetry = start_telemetry(len(self.engines), plan.run_label, plan.engine_info)
         dispatcher = Dispatcher(batcher, router, transport.submit, _complete,
                                 max_attempts=plan.max_attempts, track_ids=plan.track_ids,
-                                observer=observer,
-                                batches_per_call=plan.batches_per_call if server else 1)
-        transport.dispatcher = dispatcher
+                                observer=observer, balance=scenario == "Offline")
 
         qsl = lg.ConstructQSL(plan.total_count, plan.performance_count,
                               lambda idx: self._broadcast("load_samples", list(idx)),
@@ -181,15 +210,15 @@ class LoadGenActor:
         log_settings.log_output.copy_summary_to_stdout = False
         log_settings.enable_trace = plan.trace
         os.makedirs(plan.log_dir, exist_ok=True)
-        transport.start()
-        dispatcher.start()
-        start = time.perf_counter()
-        self.plan, self.dispatcher, self.start = plan, dispatcher, start
         try:
+            transport.start(dispatcher)
+            dispatcher.start()
+            start, cpu = time.perf_counter(), time.process_time()
+            self.plan, self.dispatcher, self.start = plan, dispatcher, start
             lg.StartTestWithLogSettings(sut, qsl, to_test_settings(plan.values), log_settings,
                                         os.path.join(plan.log_dir, NO_AUDIT_CONFIG))
+            wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         finally:
-            wall = time.perf_counter() - start
             dispatcher.stop()
             transport.stop()
             telemetry.stop(plan.log_dir)
@@ -202,4 +231,6 @@ class LoadGenActor:
             samples_per_engine=list(dispatcher.samples_per_engine),
             drained_error=None if dispatcher.fatal else ledger.check_drained(),
             fatal=dispatcher.fatal, engine_failures=list(router.failures),
+            transport=transport.name, cpu_s=cpu, fallback_batches=transport.fallback_batches,
+            lanes_reopened=transport.reopened,
         )

@@ -21,7 +21,7 @@ SHOW_COLUMNS = (
     Column("batch", "right"), Column("timeout us", "right"), Column("prec"),
     Column("sim us/batch"), Column("streams", "right", wide=True), Column("graphs", wide=True),
     Column("input", wide=True), Column("inflight", "right", wide=True),
-    Column("per call", "right", wide=True), Column("workspace MB", "right", wide=True),
+    Column("workspace MB", "right", wide=True),
 )
 
 
@@ -101,7 +101,7 @@ def show(
         rows.append([bench, scen, _target(h), str(h.batch_size), f"{h.batch_timeout_us:,}",
                      h.precision, sim, f"{h.copy_streams}/{h.inference_streams}",
                      "yes" if h.use_graphs else "no", f"{h.input_dtype} {h.input_format}",
-                     str(h.max_inflight), str(h.batches_per_call),
+                     str(h.max_inflight),
                      "-" if h.workspace_mb is None else str(h.workspace_mb)])
     print_table(console, SHOW_COLUMNS, rows, wide=wide, title="harness settings")
     console.print("target: Server QPS, Offline samples/s, SingleStream expected latency or "

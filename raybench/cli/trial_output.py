@@ -22,7 +22,7 @@ SHORT = {
     "official": "official", "duration": "dur s", "queries": "queries",
     "target_qps": "qps", "samples_per_query": "spq", "batch_size": "bs",
     "batch_timeout_us": "timeout us", "engines": "eng", "max_inflight": "inflight",
-    "batches_per_call": "per call", "threads": "thr", "max_restarts": "restarts",
+    "transport": "transport", "threads": "thr", "max_restarts": "restarts",
     "sim": "sim", "track_ids": "track", "rules_round": "round",
 }
 TEXT_PARAMS = ("benchmark", "scenario", "mode", "engine", "system", "model", "data_dir",
@@ -131,7 +131,7 @@ def short_value(value: Any) -> str:
 
 # Short names of settings in a trial's label (``bs=32 qps=2000``).
 LABEL = {"batch_size": "bs", "target_qps": "qps", "batch_timeout_us": "timeout_us",
-         "max_inflight": "inflight", "batches_per_call": "per_call",
+         "max_inflight": "inflight", "transport": "transport",
          "samples_per_query": "spq"}
 
 

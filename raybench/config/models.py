@@ -58,11 +58,20 @@ def validation_line(exc: ValidationError, name: Callable[[tuple], str]) -> str:
 
 
 class SimLatency(Strict):
-    """Time one simulated GPU takes for a batch: ``fixed_us + per_sample_us * n``."""
+    """Time one simulated GPU takes for a batch: ``fixed_us + per_sample_us * n``, and
+    ``batch1_us`` for a lone sample where the system runs those on an engine of its own
+    (NVIDIA's batch-1 SingleStream engine with CUDA graphs)."""
 
     fixed_us: float = Field(ge=0)
     per_sample_us: float = Field(ge=0)
+    batch1_us: Optional[float] = Field(default=None, ge=0)
     derivation: Optional[str] = None
+
+    def batch_us(self, count: int) -> float:
+        """Modelled time of a batch of ``count`` samples, in us."""
+        if count == 1 and self.batch1_us is not None:
+            return self.batch1_us
+        return self.fixed_us + self.per_sample_us * count
 
 
 class HarnessSettings(Strict):
@@ -83,9 +92,7 @@ class HarnessSettings(Strict):
     offline_expected_qps: Optional[float] = Field(default=None, gt=0)
     single_stream_expected_latency_ns: Optional[int] = Field(default=None, gt=0)
     multi_stream_samples_per_query: Optional[int] = Field(default=None, ge=1)
-    max_inflight: int = Field(default=2, ge=1)  # batches in flight per engine
-    # Server: most batches one engine call carries when the queue outgrows the free slots
-    batches_per_call: int = Field(default=8, ge=1)
+    max_inflight: int = Field(default=2, ge=1)  # batches in flight per engine (>= streams)
     workspace_mb: Optional[int] = Field(default=None, ge=1)  # TensorRT builder workspace
     sim: Optional[SimLatency] = None
 

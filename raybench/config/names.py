@@ -1,4 +1,4 @@
-"""The names raybench accepts: benchmarks, scenarios, modes, engines.
+"""The names raybench accepts: benchmarks, scenarios, modes, engines, transports.
 
 Each is a :class:`~enum.StrEnum` (members are their string values) that also accepts
 any capitalisation of a name, as users type them (``offline``, ``server``).
@@ -80,6 +80,13 @@ class EngineName(_Name):
     SIM = "sim"
     TORCH = "torch"
     TENSORRT = "tensorrt"
+
+
+class TransportName(_Name):
+    """How batches travel from the LoadGen actor to the engine actors."""
+
+    GRAPH = "graph"  # Ray Compiled Graphs: shared-memory channels, one graph per engine lane
+    CALLS = "calls"  # Ray actor calls
 
 
 BENCHMARKS = tuple(b.value for b in BenchmarkId)

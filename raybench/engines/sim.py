@@ -13,7 +13,8 @@ DEFAULT_LATENCY = SimLatency(fixed_us=2000.0, per_sample_us=26.0,
 
 
 class SimEngine(Engine):
-    """A modelled GPU: one batch at a time, ``fixed_us + per_sample_us * count`` each.
+    """A modelled GPU: one batch at a time, ``fixed_us + per_sample_us * count`` each
+    (``batch1_us`` for a lone sample, where the model has one).
 
     Like a GPU fed by several inference streams, the device keeps a timeline: a batch
     starts when it arrives or when the previous one ends, whichever is later, and the
@@ -34,7 +35,7 @@ class SimEngine(Engine):
 
     def batch_seconds(self, count: int) -> float:
         """Modelled time of a batch of ``count`` samples, in seconds."""
-        return (self.latency.fixed_us + self.latency.per_sample_us * count) * 1e-6
+        return self.latency.batch_us(count) * 1e-6
 
     def run_count(self, count: int) -> None:
         with self._lock:

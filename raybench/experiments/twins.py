@@ -2,7 +2,8 @@
 
 Each seed system's file gives, per benchmark and scenario, a ``sim`` latency model (time
 per batch ``fixed_us + per_sample_us * n``, one batch at a time per GPU) fitted to the
-system's published MLPerf Inference v1.0 Offline result. :func:`run_twins` runs every
+system's published MLPerf Inference v1.0 Offline result, and for SingleStream the latency of a
+lone sample (``batch1_us``) fitted to the published p90 latency. :func:`run_twins` runs every
 seed system through the real path (:func:`raybench.run.run` with ``sim`` engines,
 the system's batch sizes and timeouts, short durations) on one Ray instance and compares
 the simulated results with the published ones. Optional ``null``-engine runs measure what
@@ -27,7 +28,7 @@ from raybench.results.verdict import headline
 
 log = logging.getLogger(__name__)
 
-TWIN_SCENARIOS = ("Offline", "Server")
+TWIN_SCENARIOS = ("Offline", "Server", "SingleStream")
 TWIN_BENCHMARKS = ("resnet50", "bert-99", "ssd-resnet34")
 PUBLISHED_CSV = "published-v1.0.csv"  # in systems/: every published result of the seed systems
 
@@ -84,7 +85,7 @@ def batch_us(harness: HarnessSettings, count: int) -> float:
     """
     if harness.sim is None:
         raise ConfigError("no sim latency model in these harness settings")
-    return harness.sim.fixed_us + harness.sim.per_sample_us * count
+    return harness.sim.batch_us(count)
 
 
 def modelled_offline_rate(system: System, benchmark: str) -> float:
@@ -158,8 +159,16 @@ def plan_cases(systems: Iterable[str], benchmarks: Iterable[str], scenarios: Ite
     return cases
 
 
-def run_case(case: TwinCase, duration: float, output: Path) -> TwinRow:
-    """Run one case through :func:`raybench.run.run`; errors become the row's note."""
+def run_case(case: TwinCase, duration: float, output: Path,
+             transport: Optional[str] = None) -> TwinRow:
+    """Run one case through :func:`raybench.run.run`; errors become the row's note.
+
+    Args:
+        case: What to run.
+        duration: LoadGen minimum duration in seconds.
+        output: Results root.
+        transport: The run's transport (default: the argument table's).
+    """
     import time
 
     from raybench.run import RunRequest, run
@@ -167,16 +176,21 @@ def run_case(case: TwinCase, duration: float, output: Path) -> TwinRow:
     system = load_system(case.system)
     harness = system.harness(case.benchmark, case.scenario)
     pub = published(system, case.benchmark, case.scenario)
-    target = None
+    target = asked = None
     if case.scenario == "Server":
-        target = pub.target_qps if pub else harness.server_target_qps
+        target = asked = pub.target_qps if pub else harness.server_target_qps
     elif case.scenario == "Offline":
         target = harness.offline_expected_qps
+    elif case.scenario == "SingleStream" and pub:
+        # LoadGen issues duration / expected latency queries and a test that ends sooner is
+        # INVALID: expect the published p90, which the modelled GPU alone already takes
+        asked = 1e9 / pub.value
     row = TwinRow(case.system, case.benchmark, case.scenario, case.engine, target,
                   pub.value if pub else None)
     request = RunRequest(benchmark=case.benchmark, scenario=case.scenario, engine=case.engine,
                          system=case.system, output=output / case.engine, duration=duration,
-                         queries=1, target_qps=target if case.scenario == "Server" else None)
+                         queries=1, target_qps=asked,
+                         **({"transport": transport} if transport else {}))
     start = time.perf_counter()
     try:
         report = run(request)
@@ -208,13 +222,14 @@ def start_ray(systems: Iterable[str]) -> bool:
     if ray.is_initialized():
         return False
     gpus = max((load_system(s).accelerator_count for s in systems), default=0)
-    ray.init(num_cpus=max(os.cpu_count() or 1, gpus + 1), num_gpus=gpus,
+    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, gpus + 1), num_gpus=gpus,
              include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
     return True
 
 
 def run_twins(cases: list[TwinCase], duration: float, output: Path,
-              on_row: Optional[Callable[[TwinRow], None]] = None) -> list[TwinRow]:
+              on_row: Optional[Callable[[TwinRow], None]] = None,
+              transport: Optional[str] = None) -> list[TwinRow]:
     """Run every case on one Ray instance (started here unless one is running).
 
     Args:
@@ -222,6 +237,7 @@ def run_twins(cases: list[TwinCase], duration: float, output: Path,
         duration: LoadGen minimum duration of each run in seconds (overrides the rules' 600 s).
         output: Results root; runs go under ``output/<engine>/<system>/...``.
         on_row: Called with each row as soon as its run ends (progress).
+        transport: The runs' transport (default: the argument table's).
 
     Returns:
         One row per case, in order.
@@ -233,7 +249,7 @@ def run_twins(cases: list[TwinCase], duration: float, output: Path,
     try:
         for case in cases:
             log.info("twin %s %s %s (%s)", case.system, case.benchmark, case.scenario, case.engine)
-            row = run_case(case, duration, output)
+            row = run_case(case, duration, output, transport)
             rows.append(row)
             if on_row:
                 on_row(row)

@@ -17,10 +17,11 @@ from typing import Callable, Optional
 
 from raybench.actors.engine import EngineSpec
 from raybench.actors.loadgen import LoadGenOutcome, LoadGenPlan
+from raybench.actors.transport import AUTO
 from raybench.benchmarks import get_benchmark
 from raybench.benchmarks.base import Benchmark
 from raybench.config.models import HarnessSettings, System
-from raybench.config.names import Mode, accuracy_target_of, model_of
+from raybench.config.names import Mode, TransportName, accuracy_target_of, model_of
 from raybench.config.systems import load_system
 from raybench.engines import check_available, engine_class
 from raybench.engines.base import EngineOptions
@@ -37,7 +38,7 @@ from raybench.run.request import RunRequest
 log = logging.getLogger(__name__)
 
 PROGRESS_S = 0.5  # how often a progress callback is fed
-TUNABLE = ("batch_size", "batch_timeout_us", "max_inflight", "batches_per_call", "sim")
+TUNABLE = ("batch_size", "batch_timeout_us", "max_inflight", "sim")
 
 
 @dataclass
@@ -175,10 +176,14 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
         calibration=request.calibration,
         **({"workspace_mb": h.workspace_mb} if h.workspace_mb else {}),
     )
-    concurrent = engine_class(request.engine).concurrent
     return EngineSpec(benchmark=request.benchmark, engine=request.engine, options=options,
-                      data_dir=prepared.data_dir,
-                      concurrency=h.inference_streams if concurrent else 1)
+                      data_dir=prepared.data_dir, concurrency=_streams(prepared))
+
+
+def _streams(prepared: Prepared) -> int:
+    """Batches an engine runs at once: its inference streams, if the engine can."""
+    concurrent = engine_class(prepared.request.engine).concurrent
+    return prepared.harness.inference_streams if concurrent else 1
 
 
 def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None,
@@ -231,10 +236,11 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             doing = "while placing the engines; nothing was written"
             stopped = ("; LoadGen, the engines and the local Ray are stopped"
                        if session and session.local else "; LoadGen and the engines are stopped")
+            graph_lanes = 0 if request.transport == TransportName.CALLS else _streams(prepared)
             placement = place(_engine_spec(prepared), prepared.engines, gpu,
                               request.max_restarts,
                               namespace=run_namespace(f"{request.benchmark}-{request.scenario}"),
-                              group=group)
+                              group=group, graph_lanes=graph_lanes)
             try:
                 if on_placed:
                     on_placed(session, placement)
@@ -276,11 +282,14 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
     settings = prepared.settings.with_mode(mode.value)
     h = prepared.harness
     run_label = f"{prepared.system.id}/{prepared.request.benchmark}/{prepared.request.scenario}/{name}"
+    lanes = _streams(prepared)  # one lane per inference stream
+    asked = prepared.request.transport
     plan = LoadGenPlan(
         values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
         batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
-        max_inflight=h.max_inflight, batches_per_call=h.batches_per_call,
+        max_inflight=max(h.max_inflight, lanes),
+        transport=asked.value if asked else AUTO, lanes=lanes,
         want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
         run_label=run_label,
         engine_info=engine_info or [],

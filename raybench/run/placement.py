@@ -533,7 +533,7 @@ class Placement:
 
 
 def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
-          namespace: Optional[str] = None, group=None) -> Placement:
+          namespace: Optional[str] = None, group=None, graph_lanes: int = 0) -> Placement:
     """Create the run's placement group and its engine actors on one node.
 
     Args:
@@ -544,6 +544,8 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
         namespace: Ray namespace of the run's named actors (None: unnamed actors).
         group: A placement group that already holds the run's :func:`bundles` (a Ray Tune
             trial's) to place the actors in; None to create one.
+        graph_lanes: Compiled graphs each engine actor runs at once (one thread each in
+            its ``_ray_system`` concurrency group, where Ray runs compiled graphs).
 
     Raises:
         RunError: No node can hold the run, placement timed out, or ``group`` has
@@ -565,6 +567,8 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
     node = next((n for n in ray.nodes() if n["Alive"] and n["NodeID"] == node_id), None)
     host = (node or {}).get("NodeManagerHostname") or "node"
     remote = ray.remote(EngineActor)
+    if graph_lanes > 1:
+        remote = ray.remote(concurrency_groups={"_ray_system": graph_lanes})(EngineActor)
     engines = [
         remote.options(
             num_gpus=1 if gpu else 0, num_cpus=0 if gpu else 1,

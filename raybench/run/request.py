@@ -16,7 +16,7 @@ from typing import Optional
 from pydantic import Field
 
 from raybench.config.models import SimLatency, Strict
-from raybench.config.names import BenchmarkId, EngineName, Mode, Scenario
+from raybench.config.names import BenchmarkId, EngineName, Mode, Scenario, TransportName
 from raybench.rules.settings import Overrides
 
 QUICK_DURATION_S = 10.0  # the minimum duration of a run that is not --official
@@ -72,8 +72,10 @@ class RunRequest(Strict):
                                     ge=1)
     max_inflight: Optional[int] = _field(None, "Batches in flight per engine "
                                          "(backpressure).", TUNING, ge=1)
-    batches_per_call: Optional[int] = _field(None, "Server: most batches one engine call "
-                                             "carries when the queue is long.", TUNING, ge=1)
+    transport: Optional[TransportName] = _field(
+        None, "How batches reach the engines: graph (Ray Compiled Graphs, shared-memory "
+        "channels) or calls (Ray actor calls). Default: graph when the engines' host has two "
+        "cores per graph lane (one lane per engine inference stream), else calls.", TUNING)
     threads: Optional[int] = _field(None, "CPU threads per engine.", TUNING, ge=1)
     max_restarts: int = _field(3, "Times Ray restarts a dead engine actor.", TUNING, ge=0)
 

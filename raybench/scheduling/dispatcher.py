@@ -1,12 +1,22 @@
 """The query path between LoadGen's issue callback and the engines, without Ray.
 
-LoadGen's thread calls :meth:`Dispatcher.issue`; a dispatch thread cuts batches
-(:class:`Batcher`) and sends each to an engine with a free slot (:class:`Router`)
-through the ``submit`` callable; engines report back through :meth:`Dispatcher.done`
-or :meth:`Dispatcher.failed` from any thread; a completion thread closes the batch in
-the :class:`Ledger` and hands its sample ids to the ``complete`` callable
-(``QuerySamplesComplete``). A failed batch goes back to the front of the batcher and
-is sent again, to any live engine, up to ``max_attempts`` times.
+Batches leave from whichever thread makes them possible, at once: LoadGen's thread
+(:meth:`Dispatcher.issue`) sends what its samples complete; the thread that reports an
+engine's answer (:meth:`Dispatcher.done` / :meth:`Dispatcher.failed`, a transport's
+reader) sends what the freed slot allows, then completes the batch
+(``QuerySamplesComplete``) itself; a timer thread sends partial Server batches whose
+oldest sample waited the batch timeout. No thread sits between an answer and its
+completion, and every batch is completed the moment its engine returns it.
+
+Batches are cut by the :class:`Batcher`, sent to an engine with a free slot by the
+:class:`Router` (bounded in-flight batches per engine: backpressure) through the
+``submit`` callable, and remembered in the :class:`Ledger` until they come back. A
+failed batch goes back to the front of the batcher and is sent again, to any live
+engine, up to ``max_attempts`` times.
+
+With ``balance`` (Offline: one query holds every sample), each engine gets an equal
+share of the samples: an engine's last batch is cut to what its share still holds, so
+all engines finish together instead of one running a last full batch alone.
 
 If the run cannot go on (an engine raised an error, or every engine is retired), the
 dispatcher turns fatal: it completes every outstanding sample with no data, so that
@@ -16,7 +26,6 @@ LoadGen's test ends, and :attr:`Dispatcher.fatal` says why.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from typing import Any, Callable, Optional
@@ -32,174 +41,212 @@ Complete = Callable[[list, Any], None]
 
 
 class Dispatcher:
-    """Batches, routes and completes LoadGen's samples exactly once."""
+    """Batches, routes and completes LoadGen's samples exactly once.
+
+    Args:
+        batcher: Cuts batches.
+        router: Chooses engines and bounds their in-flight batches.
+        submit: Starts a batch on its engine; must not block on the engine's work.
+        complete: Completes sample ids with a payload (None: no data).
+        max_attempts: Times a sample is sent before the run gives up.
+        track_ids: Check every sample id, not only counts.
+        clock: Time source of the batcher's timeouts (seconds).
+        observer: None, or ``on_issue(n)``, ``on_batch(batch, queued)``,
+            ``on_complete(batch, ok)``.
+        balance: Share the samples equally among the engines (Offline).
+    """
 
     def __init__(self, batcher: Batcher, router: Router, submit: Submit, complete: Complete,
                  max_attempts: int = 5, track_ids: bool = False,
                  clock: Callable[[], float] = time.monotonic, observer: Any = None,
-                 batches_per_call: int = 1):
+                 balance: bool = False):
         self.batcher = batcher
-        self.batches_per_call = batches_per_call
         self.router = router
         self.ledger = Ledger(track_ids)
         self.submit = submit
         self.complete = complete
         self.max_attempts = max_attempts
         self.clock = clock
-        self.observer = observer  # None, or on_issue(n), on_batch(b, queued), on_complete(b, ok)
+        self.observer = observer
+        self.balance = balance
         self.fatal: Optional[str] = None
         self.batches_sent = 0
         self.samples_per_engine = [0] * len(router.inflight)
-        self._cond = threading.Condition()
-        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._samples_sent = 0
+        self._lock = threading.Lock()
+        self._timer_wake = threading.Condition(self._lock)
         self._stopping = False
-        self._threads: list[threading.Thread] = []
+        self._timer: Optional[threading.Thread] = None
 
     # -- LoadGen side -------------------------------------------------------------
     def issue(self, ids: list, indices: list) -> None:
-        """Queue an issue call's samples (LoadGen's thread)."""
-        with self._cond:
-            if self.fatal is None:
+        """Queue an issue call's samples and send the batches they complete (LoadGen's thread)."""
+        with self._lock:
+            fatal = self.fatal is not None
+            if not fatal:
                 batcher = self.batcher
                 was_empty = not len(batcher)
                 self.ledger.received(ids)
                 batcher.add(ids, indices)
-                # Wake the dispatcher only when this call changes what it waits for: it
-                # already sleeps until the oldest queued sample is due.
-                if was_empty or not batcher.timeout_s or len(batcher) >= batcher.max_batch:
-                    self._cond.notify()
                 if self.observer is not None:
                     self.observer.on_issue(len(ids))
-                return
-        self.complete(ids, None)
+                batches = []
+                if not batcher.timeout_s or len(batcher) >= batcher.max_batch:
+                    batches = self._take_ready()  # else only the timer's due time can cut
+                if batcher.timeout_s and was_empty and len(batcher):
+                    self._timer_wake.notify()  # a new oldest sample: the timer's due time moved
+        if fatal:  # nothing is sent any more
+            self.complete(ids, None)
+        else:
+            self._send(batches)
 
     def flush(self) -> None:
-        """Make every queued sample ready at once."""
-        with self._cond:
+        """Make every queued sample ready and send what the free slots take."""
+        with self._lock:
             self.batcher.flush()
-            self._cond.notify()
+            batches = self._take_ready()
+            self._timer_wake.notify()
+        self._send(batches)
 
     # -- engine side (any thread) -------------------------------------------------
     def done(self, batch_id: int, result: Any) -> None:
-        """An engine finished a batch; ``result`` is its payload (None in performance runs)."""
-        self._events.put((batch_id, True, result))
+        """An engine finished a batch: send what its slot allows, then complete the batch.
+
+        Args:
+            batch_id: The batch.
+            result: Its payload (None in performance runs).
+        """
+        with self._lock:
+            try:
+                batch = self.ledger.close(batch_id)
+            except LedgerError as exc:
+                if self.fatal is not None:
+                    return  # a late answer for a batch already given up on
+                # an exactly-once violation: end the test rather than hang LoadGen
+                batches, to_complete = [], self._go_fatal(f"exactly-once accounting broken: {exc}")
+            else:
+                self.router.release(batch.engine)
+                if self.observer is not None:
+                    self.observer.on_complete(batch)
+                batches, to_complete = self._take_ready(), [(batch.ids, result)]
+            if self._stopping:
+                self._timer_wake.notify()
+        self._send(batches)
+        for ids, data in to_complete:
+            self.complete(ids, data)
 
     def failed(self, batch_id: int, error: str, retry: bool) -> None:
         """An engine failed a batch; ``retry`` says whether another engine may try it."""
-        self._events.put((batch_id, False, (error, retry)))
+        with self._lock:
+            try:
+                batch = self.ledger.fail(batch_id)
+            except LedgerError as exc:
+                if self.fatal is not None:
+                    return
+                batches, to_complete = [], self._go_fatal(f"exactly-once accounting broken: {exc}")
+            else:
+                self.router.release(batch.engine, ok=False)
+                if self.observer is not None:
+                    self.observer.on_complete(batch, ok=False)
+                log.warning("engine %d failed batch %d (attempt %d): %s",
+                            batch.engine, batch_id, batch.attempt, error)
+                to_complete = []
+                if retry and batch.attempt < self.max_attempts and self.router.live:
+                    self.batcher.requeue(batch.ids, batch.indices, batch.attempt + 1)
+                else:
+                    if not self.router.live:
+                        error = f"every engine failed; last error: {error}"
+                    to_complete = self._go_fatal(error, batch)
+                batches = self._take_ready()
+            if self._stopping:
+                self._timer_wake.notify()
+        self._send(batches)
+        for ids, data in to_complete:
+            self.complete(ids, data)
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
-        """Start the dispatch and completion threads."""
-        for target, name in ((self._dispatch_loop, "raybench-dispatch"),
-                             (self._completion_loop, "raybench-complete")):
-            thread = threading.Thread(target=target, name=name, daemon=True)
-            thread.start()
-            self._threads.append(thread)
+        """Start the timer thread (it sends partial batches when they are due)."""
+        self._timer = threading.Thread(target=self._timer_loop, name="raybench-batch-timer",
+                                       daemon=True)
+        self._timer.start()
 
     def stop(self, timeout: float = 30.0) -> None:
-        """Stop both threads once every queued sample has been sent to an engine.
+        """Stop the timer thread once every queued sample has been sent to an engine.
 
-        Answers keep being processed until the dispatch thread has sent the last batch
-        (a full engine frees its slot only through an answer); answers that arrive
-        after that are dropped.
+        Answers keep being processed (a full engine frees its slot only through one).
         """
-        with self._cond:
+        with self._lock:
             self._stopping = True
-            self._cond.notify_all()
-        dispatch, completion = self._threads or (None, None)
-        if dispatch is not None:
-            dispatch.join(timeout)
-        self._events.put(None)
-        if completion is not None:
-            completion.join(timeout)
+            self._timer_wake.notify()
+        if self._timer is not None:
+            self._timer.join(timeout)
 
-    # -- threads ------------------------------------------------------------------
-    def _next_batch(self) -> Optional[Batch]:
-        """Wait until a batch is ready and an engine has a free slot (lock held)."""
-        cond, batcher = self._cond, self.batcher
-        while True:
-            if self.fatal is not None or (self._stopping and not len(batcher)):
-                return None
-            now = self.clock()
-            if batcher.ready(now):
-                engine = self.router.acquire()
-                if engine is not None:
-                    ids, indices, attempt = batcher.pop(now, self._call_size())
-                    return self.ledger.open(ids, indices, engine, attempt)
-                cond.wait()  # backpressure: every engine is at its bound
-            else:
-                due = batcher.next_due()
-                cond.wait(None if due is None else max(0.0, due - now))
+    @property
+    def threads(self) -> list[threading.Thread]:
+        """The dispatcher's own threads (the timer)."""
+        return [self._timer] if self._timer is not None else []
 
-    def _call_size(self) -> int:
-        """Samples for the next engine call: the queue spread over the free slots, in whole
-        batches, at most ``batches_per_call`` of them.
+    # -- internals ----------------------------------------------------------------
+    def _share_left(self, engine: int) -> int:
+        """Samples ``engine`` may still take under an equal share (lock held)."""
+        live = self.router.live or 1
+        share = -(-(self._samples_sent + len(self.batcher)) // live)  # ceil
+        return share - self.samples_per_engine[engine]
 
-        A short queue goes out one batch per engine (parallel, lowest latency); a queue
-        longer than the free slots can take goes out in fewer, larger calls, so the cost
-        of a Ray call is paid per several batches exactly when calls are the bottleneck.
-        """
-        size = self.batcher.max_batch
-        if self.batches_per_call == 1:
-            return size
-        free_slots = self.router.free_slots() + 1  # with the slot this call just took
-        per_slot = -(-len(self.batcher) // free_slots)  # ceil
-        batches = max(1, min(self.batches_per_call, -(-per_slot // size)))
-        return batches * size
+    def _eligible(self, engine: int) -> bool:
+        return self._share_left(engine) > 0
 
-    def _dispatch_loop(self) -> None:
-        while True:
-            with self._cond:
-                batch = self._next_batch()
-            if batch is None:
-                return
+    def _take_ready(self) -> list[Batch]:
+        """Cut every batch that is ready and has a free engine slot (lock held)."""
+        batches: list[Batch] = []
+        if self.fatal is not None:
+            return batches
+        batcher, router = self.batcher, self.router
+        now = self.clock()
+        while batcher.ready(now):
+            engine = router.acquire(self._eligible if self.balance else None)
+            if engine is None:
+                break  # backpressure: every engine is at its bound
+            limit = min(batcher.max_batch, self._share_left(engine)) if self.balance else None
+            ids, indices, attempt = batcher.pop(now, limit)
+            batch = self.ledger.open(ids, indices, engine, attempt)
             self.batches_sent += 1
-            self.samples_per_engine[batch.engine] += len(batch.ids)
+            self.samples_per_engine[engine] += len(ids)
+            self._samples_sent += len(ids)
             if self.observer is not None:
-                self.observer.on_batch(batch, len(self.batcher))
+                self.observer.on_batch(batch, len(batcher))
+            batches.append(batch)
+        return batches
+
+    def _send(self, batches: list[Batch]) -> None:
+        """Hand batches to their engines (no lock held: ``submit`` may take a while)."""
+        for batch in batches:
+            if self.fatal is not None:
+                return  # its samples were completed without data
             try:
                 self.submit(batch)
             except Exception as exc:  # a submit that cannot even start is fatal
-                self.failed(batch.batch_id, f"cannot submit to engine {batch.engine}: {exc}", False)
+                self.failed(batch.batch_id, f"cannot submit to engine {batch.engine}: {exc}",
+                            retry=False)
 
-    def _completion_loop(self) -> None:
+    def _timer_loop(self) -> None:
+        wake, batcher = self._timer_wake, self.batcher
         while True:
-            event = self._events.get()
-            if event is None:
-                return
-            batch_id, ok, payload = event
-            to_complete: list[tuple[list, Any]] = []
-            with self._cond:
-                try:
-                    if ok:
-                        batch = self.ledger.close(batch_id)
-                        self.router.release(batch.engine)
-                        to_complete.append((batch.ids, payload))
-                        if self.observer is not None:
-                            self.observer.on_complete(batch)
-                    else:
-                        batch = self.ledger.fail(batch_id)
-                        self.router.release(batch.engine, ok=False)
-                        if self.observer is not None:
-                            self.observer.on_complete(batch, ok=False)
-                        error, retry = payload
-                        log.warning("engine %d failed batch %d (attempt %d): %s",
-                                    batch.engine, batch_id, batch.attempt, error)
-                        if retry and batch.attempt < self.max_attempts and self.router.live:
-                            self.batcher.requeue(batch.ids, batch.indices, batch.attempt + 1)
-                        else:
-                            if not self.router.live:
-                                error = f"every engine failed; last error: {error}"
-                            to_complete = self._go_fatal(error, batch)
-                except LedgerError as exc:
-                    if self.fatal is not None:
-                        continue  # a late answer for a batch already given up on
-                    # an exactly-once violation: end the test rather than hang LoadGen
-                    to_complete = self._go_fatal(f"exactly-once accounting broken: {exc}")
-                self._cond.notify_all()
-            for ids, data in to_complete:
-                self.complete(ids, data)
+            with self._lock:
+                while True:
+                    if self._stopping and (not len(batcher) or self.fatal is not None):
+                        return
+                    due = batcher.next_due()
+                    now = self.clock()
+                    if due is not None and due > now:
+                        wake.wait(due - now)
+                        continue
+                    batches = self._take_ready() if due is not None else []
+                    if batches:
+                        break
+                    wake.wait()  # nothing queued, or no free slot: an answer sends what is due
+            self._send(batches)
 
     def _go_fatal(self, error: str, failed: Optional[Batch] = None) -> list[tuple[list, Any]]:
         """Give up (lock held): return every outstanding sample, to complete without data."""
@@ -213,4 +260,5 @@ class Dispatcher:
         while len(self.batcher):
             ids, _, _ = self.batcher.pop()
             pending.append((ids, None))
+        self._timer_wake.notify()
         return pending

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 
 class Router:
@@ -30,17 +30,22 @@ class Router:
         """Engines not retired."""
         return len(self.inflight) - len(self.retired)
 
-    def acquire(self) -> Optional[int]:
+    def acquire(self, eligible: Optional[Callable[[int], bool]] = None) -> Optional[int]:
         """Take a slot on the least-loaded live engine, or None if all are full.
 
         Engines whose last batch failed are chosen only when no healthy engine has a
         free slot, so a retried batch goes to another engine first.
+
+        Args:
+            eligible: Engines for which it returns False are not chosen (default: all are).
         """
         n = len(self.inflight)
         best, best_key = None, None
         for step in range(n):
             e = (self._next + step) % n
             if e in self.retired or self.inflight[e] >= self.max_inflight:
+                continue
+            if eligible is not None and not eligible(e):
                 continue
             key = (self.failures[e] > 0, self.inflight[e])
             if best_key is None or key < best_key:

@@ -85,18 +85,20 @@ class KillEngineMidTest:
             self.killed.set()
 
 
-@pytest.mark.parametrize("scenario,qps", [("Offline", 20000), ("Server", 1500)])
-def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, qps):
+@pytest.mark.parametrize("transport", ["graph", "calls"])
+@pytest.mark.parametrize("scenario,qps", [("Offline", 150_000), ("Server", 1500)])  # >= 3 s
+def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, qps, transport):
     from raybench.run import execute, prepare
 
     kill = KillEngineMidTest()
     req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario=scenario, output=tmp_path,
-                     engines=4, batch_size=64, track_ids=True,
+                     engines=4, batch_size=64, track_ids=True, transport=transport,
                      duration=3.0, queries=1, target_qps=qps)
     report = execute(prepare(req), on_ready=kill.on_ready, on_progress=kill.on_progress)
     assert kill.killed.is_set()
     (test,) = report.tests
     outcome = test.outcome
+    assert outcome.transport == transport
     assert outcome.fatal is None and outcome.drained_error is None
     assert outcome.completed == outcome.received > 0
     assert outcome.retried > 0  # engine 0's in-flight batches went to the others

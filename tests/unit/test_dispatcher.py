@@ -149,7 +149,7 @@ class Harness:
             self.gate.set()
         self.pool.shutdown(wait=True)
         self.d.stop(timeout=WAIT_S)
-        for t in self.d._threads:
+        for t in self.d.threads:
             assert not t.is_alive(), f"{t.name} did not stop"
 
 
@@ -294,6 +294,16 @@ def test_server_timeout_cuts_partial_batch_real_clock(harnesses):
     assert [b.indices for b in h.submitted] == [[10, 20, 30]]
 
 
+def test_full_batches_leave_at_once_and_the_rest_on_its_timeout(harnesses):
+    h = harnesses(engines=1, max_inflight=4, max_batch=4, timeout_s=0.5)
+    h.d.start()
+    h.d.issue(list(range(10)), list(range(10)))  # nothing else happens afterwards
+    assert [len(b.ids) for b in h.submitted] == [4, 4]  # sent from the issuing thread
+    h.wait_completed(10)
+    h.assert_exactly_once(list(range(10)))
+    assert [len(b.ids) for b in h.submitted] == [4, 4, 2]
+
+
 def test_server_timeout_cut_with_fake_clock(harnesses):
     now = [1000.0]
     h = harnesses(engines=1, max_inflight=2, max_batch=8, timeout_s=5.0, clock=lambda: now[0])
@@ -383,8 +393,6 @@ def test_non_retryable_failure_is_fatal_and_completes_everything_once(harnesses)
     h.wait_completed(60)
     # let the slow engines' late answers arrive and be ignored
     h.pool.shutdown(wait=True)
-    assert wait_until(lambda: h.d._events.empty())
-    time.sleep(0.02)
     h.assert_exactly_once(ids)
     d = h.d
     assert d.fatal is not None and "engine 0 broke" in d.fatal
@@ -403,8 +411,8 @@ def test_non_retryable_failure_is_fatal_and_completes_everything_once(harnesses)
     h.wait_completed(62)
     h.assert_exactly_once(ids + [1000, 1001])
     assert h.completed_data[1000] is None and h.completed_data[1001] is None
-    # the completion thread survived the late answers
-    assert all(t.is_alive() for t in d._threads if t.name == "raybench-complete")
+    # the late answers were ignored without breaking the dispatcher's thread
+    assert all(t.is_alive() for t in d.threads)
 
 
 def test_all_engines_retired_is_fatal(harnesses):
@@ -457,10 +465,10 @@ def test_submit_raising_is_fatal(harnesses):
 def test_start_and_stop_idle(harnesses):
     h = harnesses()
     h.d.start()
-    assert len(h.d._threads) == 2
+    assert len(h.d.threads) == 1
     h.d.issue([], [])
     h.d.stop(timeout=WAIT_S)
-    assert not any(t.is_alive() for t in h.d._threads)
+    assert not any(t.is_alive() for t in h.d.threads)
     assert h.completed == Counter()
     assert h.d.ledger.check_drained() is None
 
@@ -470,7 +478,7 @@ def test_stop_waits_for_queued_samples_to_be_sent(harnesses):
     h.d.start()
     h.d.issue([1, 2, 3, 4, 5], [1, 2, 3, 4, 5])
     h.d.stop(timeout=WAIT_S)  # three batches, one slot: two answers must come back first
-    assert not any(t.is_alive() for t in h.d._threads)
+    assert not any(t.is_alive() for t in h.d.threads)
     assert sorted(i for b in h.submitted for i in b.ids) == [1, 2, 3, 4, 5]
     assert len(h.d.batcher) == 0
 
@@ -494,24 +502,79 @@ def test_a_batch_answered_twice_ends_the_run_instead_of_hanging(thread_errors):
         dispatcher.stop()
 
 
-@pytest.mark.parametrize("engines,pending,expected", [
-    (1, 10, [8, 2]),          # one slot, a long queue: 4 batches of 2 in the first call
-    (4, 8, [2, 2, 2, 2]),     # the queue spread over four free slots: one batch each
-])
-def test_calls_carry_several_batches_only_when_the_queue_outgrows_the_free_slots(
-        engines, pending, expected):
+def test_batches_leave_from_the_issuing_thread_and_complete_in_the_answering_thread():
+    """No thread in between: issue() sends, done() sends the next batch and completes."""
+    sent, completions = [], []
+    dispatcher = Dispatcher(Batcher(max_batch=2), Router(engines=1, max_inflight=1),
+                            submit=sent.append,
+                            complete=lambda ids, data: completions.append(
+                                (list(ids), data, threading.current_thread().name)))
+    dispatcher.issue([1, 2, 3, 4], [10, 20, 30, 40])  # the timer thread is not even started
+    assert [b.ids for b in sent] == [[1, 2]]  # one slot: the second batch waits
+    answering = threading.Thread(target=dispatcher.done, args=(sent[0].batch_id, "p1"),
+                                 name="engine-answer")
+    answering.start()
+    answering.join(WAIT_S)
+    # when done() returned, the batch was completed, in the answering thread, and the
+    # freed slot already carried the next batch
+    assert completions == [([1, 2], "p1", "engine-answer")]
+    assert [b.ids for b in sent] == [[1, 2], [3, 4]]
+    dispatcher.done(sent[1].batch_id, None)
+    assert completions[-1][:2] == ([3, 4], None)
+    assert dispatcher.ledger.check_drained() is None
+
+
+def _offline(engines: int, max_batch: int, samples: int, balance: bool) -> list:
+    """One Offline query through a dispatcher whose engines answer in send order."""
     sent = []
-    dispatcher = Dispatcher(Batcher(max_batch=2), Router(engines=engines, max_inflight=1),
+    dispatcher = Dispatcher(Batcher(max_batch=max_batch), Router(engines, max_inflight=2),
                             submit=sent.append, complete=lambda ids, data: None,
-                            batches_per_call=4)
-    ids = list(range(pending))
-    dispatcher.issue(ids, ids)  # queued before the dispatcher starts
-    dispatcher.start()
-    try:
-        assert wait_until(lambda: len(sent) == min(engines, len(expected)))
-        for batch in list(sent):
+                            balance=balance)
+    ids = list(range(samples))
+    dispatcher.issue(ids, ids)
+    answered = 0
+    while answered < len(sent):
+        dispatcher.done(sent[answered].batch_id, None)
+        answered += 1
+    assert dispatcher.ledger.check_drained() is None
+    assert sorted(i for b in sent for i in b.ids) == ids
+    assert all(len(b.ids) <= max_batch for b in sent)
+    return dispatcher.samples_per_engine
+
+
+def test_offline_samples_are_shared_equally_so_engines_finish_together():
+    # 129 batches' worth on 8 engines: without balance one engine runs a 17th full batch
+    # alone while the other seven are idle (the tail of a short Offline run)
+    plain = _offline(engines=8, max_batch=1280, samples=129 * 1280, balance=False)
+    assert max(plain) - min(plain) == 1280
+    balanced = _offline(engines=8, max_batch=1280, samples=129 * 1280, balance=True)
+    assert sum(balanced) == 129 * 1280
+    assert max(balanced) - min(balanced) <= 7
+    assert max(balanced) == -(-129 * 1280 // 8)
+
+
+@pytest.mark.parametrize("engines,samples", [(3, 10), (4, 3), (2, 1), (5, 10_001)])
+def test_balance_never_leaves_samples_behind(engines, samples):
+    per_engine = _offline(engines=engines, max_batch=7, samples=samples, balance=True)
+    assert sum(per_engine) == samples
+    assert max(per_engine) == -(-samples // engines)  # the shortest possible last finish
+
+
+def test_balance_still_sends_everything_when_an_engine_is_retired(thread_errors):
+    sent, completed = [], []
+    dispatcher = Dispatcher(Batcher(max_batch=4), Router(3, max_inflight=1, max_failures=1),
+                            submit=sent.append, complete=lambda ids, data: completed.extend(ids),
+                            balance=True)
+    ids = list(range(30))
+    dispatcher.issue(ids, ids)
+    failed = next(b for b in sent if b.engine == 0)
+    dispatcher.failed(failed.batch_id, "engine 0 died", retry=True)  # retired at once
+    answered = 0
+    while answered < len(sent):
+        batch = sent[answered]
+        answered += 1
+        if batch is not failed:
             dispatcher.done(batch.batch_id, None)
-        assert wait_until(lambda: sum(len(b.ids) for b in sent) == pending)
-        assert [len(b.ids) for b in sent] == expected
-    finally:
-        dispatcher.stop()
+    assert dispatcher.fatal is None
+    assert sorted(completed) == ids
+    assert all(b.engine != 0 for b in sent if b is not failed)

@@ -39,12 +39,16 @@ def test_derivation_present_and_server_uses_the_same_gpu(system_id, benchmark):
     assert (offline.fixed_us, offline.per_sample_us) == (server.fixed_us, server.per_sample_us)
 
 
-def test_single_stream_model_matches_published_p90():
+@pytest.mark.parametrize("benchmark", TWIN_BENCHMARKS)
+def test_single_stream_model_is_the_same_gpu_with_its_published_batch1_latency(benchmark):
     system = load_system("SBA-4119SG-X_A100-PCIex1")
-    harness = system.harness("resnet50", "SingleStream")
-    p90_ns = published(system, "resnet50", "SingleStream").value
+    harness = system.harness(benchmark, "SingleStream")
+    p90_ns = published(system, benchmark, "SingleStream").value
     assert batch_us(harness, 1) * 1000 == pytest.approx(p90_ns, rel=0.005)
-    assert harness.sim.derivation
+    assert harness.sim.derivation and "published" in harness.sim.derivation
+    offline = system.harness(benchmark, "Offline")
+    assert batch_us(harness, 2) == batch_us(offline, 2)  # larger batches: the Offline GPU
+    assert batch_us(offline, 1) < batch_us(harness, 1)
 
 
 def test_seed_systems_are_the_systems_with_published_results():
