@@ -47,6 +47,7 @@ class LoadGenPlan:
     track_ids: bool = False
     trace: bool = False  # LoadGen's per-sample mlperf_log_trace.json (hundreds of MB)
     run_label: str = ""  # the run's tag on Ray metrics
+    audit_config: Optional[str] = None  # a compliance test's audit.config (None: no audit)
 
 
 @dataclass
@@ -188,7 +189,7 @@ class LoadGenActor:
         self.plan, self.dispatcher, self.start = plan, dispatcher, start
         try:
             lg.StartTestWithLogSettings(sut, qsl, to_test_settings(plan.values), log_settings,
-                                        os.path.join(plan.log_dir, NO_AUDIT_CONFIG))
+                                        plan.audit_config or os.path.join(plan.log_dir, NO_AUDIT_CONFIG))
         finally:
             wall = time.perf_counter() - start
             dispatcher.stop()

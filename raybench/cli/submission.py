@@ -42,7 +42,7 @@ def verify_command(
     """Verify the compliance runs of one benchmark and scenario and write verify_*.txt."""
     from raybench.config.names import check_benchmark, check_scenario
     from raybench.errors import ConfigError
-    from raybench.submission.layout import ScenarioRuns
+    from raybench.run.layout import ScenarioRuns
     from raybench.submission.verify import verify_compliance
 
     runs = ScenarioRuns.at(results, system, check_benchmark(benchmark), check_scenario(scenario))
