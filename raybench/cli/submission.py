@@ -1,4 +1,5 @@
-"""`raybench submission`: verify compliance runs, assemble the submission tree, check it."""
+"""`raybench submission`: run and verify the compliance tests, assemble the submission tree,
+check it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import typer
 from rich.table import Table
 
 from raybench.cli.common import console, handle_errors
+from raybench.cli.options import run_options
 
-app = typer.Typer(help="MLPerf submissions: compliance verification, the submission tree and "
-                       "its checker, audit.config and LoadGen config files.",
+app = typer.Typer(help="MLPerf submissions: compliance runs and their verification, the "
+                       "submission tree and its checker, audit.config and LoadGen config files.",
                   no_args_is_help=True)
 
 ResultsArg = Annotated[Path, typer.Argument(metavar="RESULTS", help="The results directory "
@@ -24,10 +26,67 @@ DataDirOpt = Annotated[Optional[Path], typer.Option(
 
 def _print_verdicts(verdicts) -> None:
     for v in verdicts:
+        if v.no_outputs:
+            console.print(f"  {v.test:<9} {v.file:<23} [yellow]n/a[/yellow]  {v.lines[-1]}",
+                          soft_wrap=True)
+            continue
         verdict = "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]"
         reason = "" if v.passed else "  " + next(
             (ln for ln in reversed(v.lines) if "FAIL" in ln), "")
-        console.print(f"  {v.test:<9} {v.file:<23} {verdict}{reason}")
+        console.print(f"  {v.test:<9} {v.file:<23} {verdict}{reason}", soft_wrap=True)
+
+
+@app.command("compliance")
+@run_options(skip=("audit",), help_overrides={
+    "output": "Results root; the tests go under OUTPUT/<system>/<benchmark>/<scenario>/. "
+              "[default: results]"})
+@handle_errors
+def compliance_command(
+    values: dict,
+    rerun: Annotated[bool, typer.Option(help="Run the submission run again even if it exists "
+                                        "(the earlier one moves to history/).")] = False,
+    test: Annotated[Optional[list[str]], typer.Option(
+        metavar="TEST", help="Only this compliance test (repeatable; default: every one that applies).")] = None,
+) -> None:
+    """Run every compliance test of a benchmark and scenario on one Ray, then verify them.
+
+    The submission run (accuracy and performance, as `raybench run` makes it) is run first
+    where it is missing, or with --rerun; an existing one is used only if it ran with the
+    same settings. Exit code 1 if a verification fails.
+    """
+    from raybench.cli.run import ProgressLine
+    from raybench.run import RunRequest
+    from raybench.submission.compliance import prepare_compliance, run_compliance
+
+    request = RunRequest.from_options(values)
+    prepared, reused = prepare_compliance(request, rerun, test)
+    console.print(f"[bold]raybench submission compliance[/bold] {request.benchmark} "
+                  f"{request.scenario} on {prepared.system_note}, {prepared.engines} x "
+                  f"{request.engine} engine: {', '.join(t.name for t in prepared.tests)}"
+                  + (f" (reusing {', '.join(reused)})" if reused else ""))
+    with ProgressLine() as progress:
+        done = run_compliance(prepared, reused, on_progress=progress.update)
+    table = Table(title=f"{request.benchmark} {request.scenario} on {prepared.system.id}")
+    for column in ("test", "result", "metric", "logs"):
+        table.add_column(column)
+    for t in done.report.tests:
+        if t.accuracy is not None:
+            a = t.accuracy
+            result = "[green]PASS[/green]" if a.passed else "[red]FAIL[/red]"
+            metric = f"{a.metric} = {a.value:.4f}"
+        else:
+            s = t.summary
+            result = "[green]VALID[/green]" if s.valid else "[red]INVALID[/red]"
+            metric = f"{s.metric_name}: {s.metric:,.2f}" if s.metric is not None else ""
+        table.add_row(t.mode, result, metric, str(t.directory))
+    console.print(table)
+    if prepared.settings.overridden:
+        console.print("[yellow]overridden, so not a valid submission run:[/yellow] "
+                      + "; ".join(prepared.settings.overridden))
+    console.print(f"[bold]verification[/bold] {done.runs.root / 'compliance'}")
+    _print_verdicts(done.verdicts)
+    if not done.passed:
+        raise typer.Exit(code=1)
 
 
 @app.command("verify")
