@@ -66,6 +66,7 @@ def compliance_command(
                   + (f" (reusing {', '.join(reused)})" if reused else ""))
     with ProgressLine() as progress:
         done = run_compliance(prepared, reused, on_progress=progress.update)
+    console.print(f"results in {done.runs.root}", soft_wrap=True)
     table = Table(title=f"{request.benchmark} {request.scenario} on {prepared.system.id}")
     for column in ("test", "result", "metric", "logs"):
         table.add_column(column)
@@ -78,12 +79,12 @@ def compliance_command(
             s = t.summary
             result = "[green]VALID[/green]" if s.valid else "[red]INVALID[/red]"
             metric = f"{s.metric_name}: {s.metric:,.2f}" if s.metric is not None else ""
-        table.add_row(t.mode, result, metric, str(t.directory))
+        table.add_row(t.name, result, metric, str(t.directory.relative_to(done.runs.root)))
     console.print(table)
     if prepared.settings.overridden:
         console.print("[yellow]overridden, so not a valid submission run:[/yellow] "
                       + "; ".join(prepared.settings.overridden))
-    console.print(f"[bold]verification[/bold] {done.runs.root / 'compliance'}")
+    console.print("[bold]verification[/bold] (compliance/<TEST>/verify_*.txt)")
     _print_verdicts(done.verdicts)
     if not done.passed:
         raise typer.Exit(code=1)

@@ -113,6 +113,12 @@ class TestReport:
     summary: Optional[Summary]
     outcome: LoadGenOutcome
     accuracy: Optional[AccuracyResult] = None
+    audit: Optional[str] = None  # the compliance test, if it is one
+
+    @property
+    def name(self) -> str:
+        """The test as messages name it (``AccuracyOnly``, ``TEST01``)."""
+        return self.audit or self.mode
 
 
 @dataclass
@@ -327,7 +333,7 @@ def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results:
     accuracy = _accuracy(prepared, logs) if test.mode == Mode.ACCURACY else None
     summary = parse_summary(logs / SUMMARY)
     final = results.finish_test(unit) / test.logs
-    return TestReport(test.name, final, summary, outcome, accuracy)
+    return TestReport(test.mode.value, final, summary, outcome, accuracy, test.audit)
 
 
 def _accuracy(prepared: Prepared, directory: Path) -> AccuracyResult:

@@ -7,13 +7,15 @@ engines, back to back, which keeps the compared runs' conditions alike), each wr
 into its place under ``<output>/<system>/<benchmark>/<scenario>/``; :func:`run_compliance`
 then verifies them and writes the verification files.
 
-A submission run made earlier is used only if it ran with exactly the TestSettings this
-request gives (a compliance test must be the same run with its audit settings on top).
+A submission run made earlier is used only if it ran with the engine, model, data and exact
+TestSettings this request gives (a compliance test must be the same run with its audit
+settings on top).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterable, Optional
 
 from raybench.config.names import Mode
@@ -83,26 +85,29 @@ def prepare_compliance(request: RunRequest, rerun: bool = False,
     submission, reused = [], []
     for test in prepared.tests:
         if not rerun and (runs.root / test.unit).is_dir():
+            _check_same_run(prepared, test, runs.root / test.unit / test.logs)
             reused.append(test.name)
-            if test.mode == Mode.PERFORMANCE:
-                _check_same_settings(prepared, test, runs)
         else:
             submission.append(test)
     prepared.tests = submission + [TestSpec(Mode.PERFORMANCE, t) for t in chosen]
     return prepared, reused
 
 
-def _check_same_settings(prepared: Prepared, test: TestSpec, runs: ScenarioRuns) -> None:
-    """The existing submission run must have run with the TestSettings of this request."""
-    record = RunRecord.find(runs.performance)
+def _check_same_run(prepared: Prepared, test: TestSpec, directory: Path) -> None:
+    """An existing test of the submission run must be the one this request would make: the
+    same engine, model, data and TestSettings."""
+    record = RunRecord.find(directory)
     if record is None:
-        raise ConfigError(f"{runs.performance} has no raybench record, so compliance runs "
-                          "cannot be made with its settings; pass --rerun")
-    wanted = settings_of(prepared, test).values
-    differ = [f"{key} {record.test_settings.get(key)} (now {value})"
-              for key, value in wanted.items() if record.test_settings.get(key) != value]
+        raise ConfigError(f"{directory} has no raybench record, so compliance runs cannot be "
+                          "made with its settings; pass --rerun")
+    wanted = {"engine": prepared.request.engine.value, "model": prepared.model,
+              "data_dir": prepared.data_dir, **settings_of(prepared, test).values}
+    recorded = {"engine": record.engine, "model": record.model, "data_dir": record.data_dir,
+                **record.test_settings}
+    differ = [f"{key} {recorded.get(key)} (now {value})"
+              for key, value in wanted.items() if recorded.get(key) != value]
     if differ:
-        raise ConfigError(f"the submission run in {runs.performance} ran with other settings: "
+        raise ConfigError(f"the submission run in {directory} ran with other settings: "
                           f"{', '.join(differ)}; give its options again or pass --rerun")
 
 

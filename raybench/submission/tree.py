@@ -159,13 +159,15 @@ def _readme(runs: ScenarioRuns, records: dict[str, Optional[RunRecord]], notes: 
             version: str) -> str:
     perf = records.get("performance")
     lines = [f"# {runs.benchmark} {runs.scenario} on {runs.system}", "",
-             f"Produced by {version}. Each LoadGen test is one `raybench run`; the settings "
-             "of every run (the request, the resolved harness settings, the exact LoadGen "
-             f"TestSettings and any overridden rule) are in `{RUNS_JSON}`.", "",
+             f"Produced by {version}. The accuracy and performance runs and every compliance "
+             "test ran as LoadGen tests of one `raybench submission compliance` (each can be "
+             "run alone with `raybench run`, a compliance test with `--audit TEST`); the "
+             "settings of every run (the request, the resolved harness settings, the exact "
+             f"LoadGen TestSettings and any overridden rule) are in `{RUNS_JSON}`.", "",
              "To reproduce:", "", "```",
-             f"raybench run --benchmark {runs.benchmark} --scenario {runs.scenario} "
-             f"--system {runs.system}" + (f" --engine {perf.engine}" if perf else "")
-             + " --official",
+             f"raybench submission compliance --benchmark {runs.benchmark} --scenario "
+             f"{runs.scenario} --system {runs.system}"
+             + (f" --engine {perf.engine}" if perf else "") + " --official --output RESULTS",
              f"raybench submission assemble RESULTS --system {runs.system} --out SUBMISSION",
              "```"]
     if notes:
