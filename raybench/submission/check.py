@@ -197,7 +197,7 @@ class _Checker:
         records = {}
         for name, doc in docs.items():
             try:
-                records[name] = RunRecord.from_json(doc, f"{name}") if doc else None
+                records[name] = RunRecord.from_json(doc, name) if doc else None
             except DataError as exc:
                 self.gap("missing-file", path, str(exc))
                 records[name] = None
