@@ -164,10 +164,14 @@ def _readme(runs: ScenarioRuns, records: dict[str, Optional[RunRecord]], notes: 
              "run alone with `raybench run`, a compliance test with `--audit TEST`); the "
              "settings of every run (the request, the resolved harness settings, the exact "
              f"LoadGen TestSettings and any overridden rule) are in `{RUNS_JSON}`.", "",
-             "To reproduce:", "", "```",
+             "To reproduce, in this directory (`mlperf.conf` holds the round's rules, "
+             "`user.conf` the system's values and any override; with `--official` instead "
+             "of the two files, the run has the round's rules and the system's values):", "",
+             "```",
              f"raybench submission compliance --benchmark {runs.benchmark} --scenario "
              f"{runs.scenario} --system {runs.system}"
-             + (f" --engine {perf.engine}" if perf else "") + " --official --output RESULTS",
+             + (f" --engine {perf.engine}" if perf else "")
+             + " --mlperf-conf mlperf.conf --user-conf user.conf --output RESULTS",
              f"raybench submission assemble RESULTS --system {runs.system} --out SUBMISSION",
              "```"]
     if notes:

@@ -18,7 +18,7 @@ from raybench.cli import app
 from raybench.config.models import SimLatency
 from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, read_accuracy_log, read_detail
 from raybench.rules.audit import AUDIT_CONFIG, audit_config_text
-from raybench.run import RunRequest
+from raybench.run import RunRequest, prepare
 from raybench.run.layout import VERIFY_ACCURACY, VERIFY_PERFORMANCE, ScenarioRuns
 from raybench.run.record import RunRecord
 from raybench.submission.check import check_tree
@@ -179,6 +179,14 @@ def test_sim_compliance_tree_says_it_has_no_outputs(ray_cluster, tmp_path):
     assert sorted(runs_json) == ["TEST01", "TEST04-A", "TEST04-B", "TEST05", "accuracy",
                                  "performance"]
     assert runs_json["accuracy"] is None and runs_json["TEST01"]["audit"] == "TEST01"
+    # the README's way to reproduce: the measurements' two files give the same TestSettings
+    measurements = root / f"measurements/{where}"
+    assert "--mlperf-conf mlperf.conf --user-conf user.conf" in readme
+    again = prepare(RunRequest(engine="sim", system=SEED_SYSTEM, benchmark="ssd-resnet34",
+                               mlperf_conf=measurements / "mlperf.conf",
+                               user_conf=measurements / "user.conf"))
+    assert again.settings.with_mode("PerformanceOnly").values == \
+        runs_json["performance"]["test_settings"]
     gaps = check_tree(tmp_path / "tree").gaps
     kinds = {g.kind for g in gaps}
     assert {"overridden", "no-outputs"} <= kinds, [str(g) for g in gaps]
