@@ -46,7 +46,8 @@ def compliance_command(
     rerun: Annotated[bool, typer.Option(help="Run the submission run again even if it exists "
                                         "(the earlier one moves to history/).")] = False,
     test: Annotated[Optional[list[str]], typer.Option(
-        metavar="TEST", help="Only this compliance test (repeatable; default: every one that applies).")] = None,
+        metavar="TEST",
+        help="Only this compliance test (repeatable; default: every one that applies).")] = None,
 ) -> None:
     """Run every compliance test of a benchmark and scenario on one Ray, then verify them.
 
