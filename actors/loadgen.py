@@ -47,6 +47,7 @@ class LoadGenPlan:
     track_ids: bool = False
     trace: bool = False  # LoadGen's per-sample mlperf_log_trace.json (hundreds of MB)
     run_label: str = ""  # the run's tag on Ray metrics
+    engine_info: list = field(default_factory=list)  # EngineActor.info() each: metric labels
     audit_config: Optional[str] = None  # a compliance test's audit.config (None: no audit)
 
 
@@ -157,17 +158,15 @@ class LoadGenActor:
     def run(self, plan: LoadGenPlan) -> LoadGenOutcome:
         """Run one LoadGen test; blocks until LoadGen is done."""
         import mlperf_loadgen as lg
-        import ray
 
-        from raybench.actors.telemetry import start_ray_metrics
+        from raybench.actors.telemetry import start_telemetry
         from raybench.rules.settings import to_test_settings
 
         server = plan.values["scenario"] == "Server"
         batcher = Batcher(plan.batch_size, plan.batch_timeout_us / 1e6 if server else 0.0)
         router = Router(len(self.engines), plan.max_inflight)
         transport = ActorCalls(self.engines, plan.want_outputs)
-        observer, recorder = start_ray_metrics(len(self.engines), plan.run_label,
-                                               ray.get_runtime_context().get_node_id())
+        observer, telemetry = start_telemetry(len(self.engines), plan.run_label, plan.engine_info)
         dispatcher = Dispatcher(batcher, router, transport.submit, _complete,
                                 max_attempts=plan.max_attempts, track_ids=plan.track_ids,
                                 observer=observer,
@@ -194,8 +193,7 @@ class LoadGenActor:
             wall = time.perf_counter() - start
             dispatcher.stop()
             transport.stop()
-            if recorder is not None:
-                recorder.stop()
+            telemetry.stop(plan.log_dir)
             lg.DestroyFastSUT(sut)
             lg.DestroyQSL(qsl)
         ledger = dispatcher.ledger

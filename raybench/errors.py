@@ -2,7 +2,11 @@
 
 Every error raised for bad input or a failed run derives from :class:`RaybenchError`;
 its message is one line meant for the user. The CLI prints it and exits with code 2.
+:class:`Interrupted` (Ctrl-C, SIGTERM) is a ``KeyboardInterrupt`` instead, so no failure
+handler swallows it; the CLI exits with 130 or 143.
 """
+
+import signal
 
 
 class RaybenchError(Exception):
@@ -55,3 +59,33 @@ def choices(value: object, allowed) -> str:
         The formatted fragment.
     """
     return f"{value!r} (allowed: {', '.join(str(a) for a in allowed)})"
+
+
+class Interrupted(KeyboardInterrupt):
+    """A run stopped by Ctrl-C (SIGINT) or SIGTERM.
+
+    A ``KeyboardInterrupt``, so code that handles failures (``except Exception``) never
+    swallows it. ``str(err)`` is one line for the user: the signal, what was stopped
+    and where its partial results are; :attr:`exit_code` is 128 + the signal number
+    (130 for Ctrl-C, 143 for SIGTERM), as shells report a process a signal ended.
+
+    Args:
+        what: What was stopped, e.g. ``during the PerformanceOnly test of ...``.
+        signum: The signal (Ray reports a signal that arrives while it waits as a plain
+            KeyboardInterrupt, so whoever installed the handler may correct it).
+    """
+
+    def __init__(self, what: str = "", signum: int = signal.SIGINT):
+        super().__init__(what)
+        self.what = what
+        self.signum = signum
+
+    def __str__(self) -> str:
+        name = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}.get(self.signum,
+                                                                       f"signal {self.signum}")
+        return f"interrupted ({name}) {self.what}".strip()
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number."""
+        return 128 + self.signum

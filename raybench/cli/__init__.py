@@ -9,7 +9,7 @@ import typer
 from typer.core import TyperGroup
 
 from raybench import __version__
-from raybench.cli import data, peak, report, run, submission, sweep, systems, twins
+from raybench.cli import common, data, peak, report, run, submission, sweep, systems, twins
 
 
 # The click exception typer raises for usage errors (typer may vendor click).
@@ -56,9 +56,18 @@ app = typer.Typer(
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                       help="Print raybench's version and exit.")) -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                 help="Print raybench's version and exit."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the results."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Also show Ray's own log "
+                                 "records and its workers' output (by default Ray's records "
+                                 "go to a log file whose path is printed)."),
+) -> None:
     """MLPerf Inference on Ray: LoadGen actor, dynamic batching, GPU-pinned engines."""
+    if quiet and verbose:
+        raise typer.BadParameter("choose one of --quiet and --verbose")
+    common.Verbosity.set(quiet, verbose)
 
 
 app.command("run")(run.run_command)

@@ -12,6 +12,7 @@ import enum
 import functools
 import inspect
 import typing
+from pathlib import Path
 from typing import Annotated, Any, Callable, Iterable
 
 import typer
@@ -39,6 +40,9 @@ def _choice_parser(kind: type[enum.Enum]) -> Callable[[str], str]:
     return parse
 
 
+METAVARS = {int: "N", float: "NUM", str: "TEXT", Path: "PATH"}  # short, so help fits 80
+
+
 def flag(name: str) -> str:
     """The command-line flag of a table field: ``batch_size`` -> ``--batch-size``."""
     return "--" + name.replace("_", "-")
@@ -63,16 +67,19 @@ def table_parameters(skip: Iterable[str] = (), defaults: dict | None = None,
         is_bool = kind is bool
         default = defaults.get(name, info.default if is_bool else None)
         shown = defaults.get(name, info.default)
-        choices = {}
+        help_text = help_overrides.get(name, info.description)
+        extra: dict = {"metavar": METAVARS.get(kind, "VALUE")}
         if isinstance(kind, type) and issubclass(kind, enum.Enum):  # any case: "offline"
-            choices = {"parser": _choice_parser(kind),
-                       "metavar": "|".join(m.value for m in kind)}
+            values = [m.value for m in kind]
+            extra = {"parser": _choice_parser(kind), "metavar": "NAME"}
+            help_text = f"{help_text} One of: {', '.join(values)}."
             kind = str
-        option = typer.Option(
-            flag(name), help=help_overrides.get(name, info.description), rich_help_panel=panel,
-            show_default=str(getattr(shown, "value", shown)) if shown is not None else False,
-            **choices,
-        )
+        if is_bool:
+            extra = {"metavar": ""}  # a flag takes no value
+        elif shown is not None and "default" not in help_text.lower():
+            help_text = f"{help_text} Default: {getattr(shown, 'value', shown)}."
+        option = typer.Option(flag(name), help=help_text, rich_help_panel=panel,
+                              show_default=False, **extra)
         annotation = Annotated[kind if is_bool else typing.Optional[kind], option]
         params.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY,
                                         default=default, annotation=annotation))

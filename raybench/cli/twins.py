@@ -2,71 +2,109 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from raybench.cli.common import console, handle_errors
+from raybench.cli.common import console, err_console, handle_errors
+from raybench.cli.tables import (
+    Column, JsonOption, WideOption, duration_text, print_json, print_table,
+)
+
+COLUMNS = (
+    Column("#", "right"), Column("system", fold=16, hoist=True),
+    Column("benchmark", hoist=True), Column("scenario", hoist=True),
+    Column("engine", hoist=True), Column("target QPS", "right", wide=True),
+    Column("published", "right"), Column("simulated", "right"), Column("ratio", "right"),
+    Column("p99 ms", "right"), Column("result"), Column("wall s", "right", wide=True),
+    Column("error", wide=True),
+)
+LATENCY_SCENARIOS = ("SingleStream", "MultiStream")  # published as latency in ns
 
 
 def _num(value: Optional[float], fmt: str = ",.0f") -> str:
     return "-" if value is None else format(value, fmt)
 
 
+def _metric(row, value: Optional[float], per_s: str = "") -> str:
+    """Samples/s as an integer (followed by ``per_s``); a latency (ns) in ms."""
+    if value is None:
+        return "-"
+    return f"{value / 1e6:.3g} ms" if row.scenario in LATENCY_SCENARIOS else f"{value:,.0f}{per_s}"
+
+
+def _result(row) -> str:
+    if row.error:
+        return "[red]error[/red]"
+    return "[green]VALID[/green]" if row.valid else "[red]INVALID[/red]"
+
+
 @handle_errors
 def twins_command(
-    duration: Annotated[float, typer.Option(help="LoadGen minimum duration per run, seconds.")] = 5.0,
+    duration: Annotated[float, typer.Option(
+        metavar="NUM", help="LoadGen minimum duration per run, seconds.")] = 5.0,
     system: Annotated[Optional[list[str]], typer.Option(
+        metavar="ID",
         help="Seed system id (repeatable; default: every system with published results).")] = None,
     benchmark: Annotated[Optional[list[str]], typer.Option(
+        metavar="ID",
         help="Benchmark id (repeatable; default resnet50; calibrated: resnet50, bert-99, "
              "ssd-resnet34).")] = None,
     scenario: Annotated[Optional[list[str]], typer.Option(
-        help="Scenario (repeatable; default Offline and Server).")] = None,
+        metavar="NAME", help="Scenario (repeatable; default Offline and Server).")] = None,
     ceiling: Annotated[bool, typer.Option(
-        help="Also run null engines on the largest system: this machine's harness ceiling.")] = True,
-    output: Annotated[Path, typer.Option(help="Results root.")] = Path("results/twins"),
+        metavar="", help="Also run null engines on the largest system: this machine's "
+                         "harness ceiling.")] = True,
+    output: Annotated[Path, typer.Option(
+        metavar="PATH", help="Results root.")] = Path("results/twins"),
+    wide: WideOption = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Run each seed system's simulated twin (sim engines) and compare with the published result."""
     from raybench.config.names import check_benchmark, check_scenario
     from raybench.experiments.twins import TWIN_SCENARIOS, plan_cases, run_twins, seed_systems
 
-    benchmarks = benchmark or ["resnet50"]
-    scenarios = scenario or list(TWIN_SCENARIOS)
-    benchmarks = [check_benchmark(b).value for b in benchmarks]
-    scenarios = [check_scenario(s).value for s in scenarios]
+    benchmarks = [check_benchmark(b).value for b in benchmark or ["resnet50"]]
+    scenarios = [check_scenario(s).value for s in scenario or list(TWIN_SCENARIOS)]
     cases = plan_cases(system or seed_systems(), benchmarks, scenarios, ceiling)
-    console.print(f"[bold]raybench twins[/bold]: {len(cases)} runs of {duration:g} s on one Ray "
-                  f"({os.cpu_count()} CPUs here)")
+    out = err_console if as_json else console  # --json: stdout holds the JSON alone
+    out.print(f"[bold]raybench twins[/bold]: {len(cases)} runs of {duration:g} s on one Ray "
+              f"({os.cpu_count()} CPUs here)")
     start = time.perf_counter()
+    done = [0]
 
     def progress(row) -> None:
-        state = row.error or ("VALID" if row.valid else "INVALID")
-        console.print(f"  {row.system} {row.benchmark} {row.scenario} {row.engine}: "
-                      f"{_num(row.simulated)} ({state}, {row.wall_s:.0f} s)")
+        done[0] += 1
+        elapsed = time.perf_counter() - start
+        eta = elapsed / done[0] * (len(cases) - done[0])
+        state = "error" if row.error else "VALID" if row.valid else "INVALID"
+        what = " ".join([row.system] + ([row.benchmark] if len(benchmarks) > 1 else [])
+                        + [row.scenario, row.engine])
+        out.print(f"[{done[0]}/{len(cases)}] {what}: {_metric(row, row.simulated, '/s')} {state}"
+                  + (f", ETA {duration_text(eta)}" if eta else ""))
 
     rows = run_twins(cases, duration, output, on_row=progress)
-    table = Table(title=f"Simulated twins vs published MLPerf Inference v1.0 "
-                        f"({duration:g} s runs, {os.cpu_count()} CPUs)")
-    for name, justify in (("system", "left"), ("benchmark", "left"), ("scenario", "left"),
-                          ("engine", "left"), ("target qps", "right"), ("published", "right"),
-                          ("simulated", "right"), ("ratio", "right"), ("p99 ms", "right"),
-                          ("VALID", "left")):
-        table.add_column(name, justify=justify, no_wrap=name != "system")
-    for row in rows:
-        if row.error:
-            verdict = f"[red]error[/red]: {row.error}"
-        else:
-            verdict = "[green]VALID[/green]" if row.valid else "[red]INVALID[/red]"
-        table.add_row(row.system, row.benchmark, row.scenario, row.engine, _num(row.target_qps),
-                      _num(row.published, ",.1f"), _num(row.simulated, ",.1f"),
-                      _num(row.ratio, ".3f"), _num(row.p99_ms, ".2f"), verdict)
-    console.print(table)
-    console.print("published/simulated: samples/s (Offline), scheduled vs completed samples/s "
-                  "(Server). null rows: the same harness with zero-time engines, i.e. what this "
-                  "machine carries; a sim row at or above it is limited by the machine, not the model.")
-    console.print(f"wall time {time.perf_counter() - start:.0f} s")
+    wall = time.perf_counter() - start
+    if as_json:
+        print_json({"duration_s": duration, "cpus": os.cpu_count(), "wall_s": round(wall, 1),
+                    "rows": [{**dataclasses.asdict(r), "ratio": r.ratio} for r in rows]})
+        return
+    cells = [[str(i), r.system, r.benchmark, r.scenario, r.engine, _num(r.target_qps),
+              _metric(r, r.published), _metric(r, r.simulated), _num(r.ratio, ".3f"),
+              _num(r.p99_ms, ".1f"), _result(r), f"{r.wall_s:.0f}", r.error or "-"]
+             for i, r in enumerate(rows, 1)]
+    print_table(console, COLUMNS, cells, wide=wide,
+                title=f"Simulated twins vs published MLPerf Inference v1.0 ({duration:g} s runs)")
+    if not wide:
+        for i, r in enumerate(rows, 1):
+            if r.error:
+                console.print(f"#{i} error: {r.error}")
+    console.print("published and simulated: samples/s (Offline), scheduled samples/s (Server), "
+                  "p90 latency (SingleStream). null rows: the same harness with zero-time "
+                  "engines, i.e. what this machine carries; a sim row at or above it is "
+                  "limited by the machine, not the model.")
+    console.print(f"wall time {duration_text(wall)}")

@@ -46,7 +46,9 @@ def system_ids(directory: Path | None = None) -> list[str]:
 def _read(path: Path) -> dict[str, Any]:
     """Parse one YAML file into a mapping, or raise a one-line ConfigError."""
     try:
-        data = yaml.safe_load(path.read_text())
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a YAML text file (byte {exc.start} is not UTF-8)") from None
     except yaml.YAMLError as exc:
         first = " ".join(str(exc).split())
         raise ConfigError(f"{path}: not valid YAML: {first}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 
 from raybench.engines.base import Engine, EngineOptions
 from raybench.errors import ConfigError, choices
@@ -15,6 +16,31 @@ _REGISTRY = {
     "torch": "raybench.engines.torch:TorchEngine",
     "tensorrt": "raybench.engines.tensorrt:TensorRTEngine",
 }
+
+
+# engine name -> (module it imports when it runs -> the package that installs it, the extra)
+_NEEDS = {
+    "onnxruntime": ({"onnxruntime": "onnxruntime"}, None),
+    "torch": ({"torch": "torch"}, "torch"),
+    "tensorrt": ({"tensorrt": "tensorrt", "cuda": "cuda-python"}, "gpu"),
+}
+
+
+def check_available(name: str) -> None:
+    """Check that the packages engine ``name`` runs with are installed here, without
+    importing them.
+
+    Raises:
+        ConfigError: One line naming the missing packages and the extra that installs them.
+    """
+    name = str(getattr(name, "value", name))
+    modules, extra = _NEEDS.get(name, ({}, None))
+    missing = [pkg for module, pkg in modules.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        how = (f"install raybench's {extra!r} extra: pip install -e '.[{extra}]'" if extra
+               else f"pip install {' '.join(missing)}")
+        raise ConfigError(f"engine {name!r} needs {' and '.join(missing)}, which is not "
+                          f"installed here ({how})")
 
 
 def engine_names() -> list[str]:

@@ -1,22 +1,21 @@
-"""Sweeps: a grid of short runs expanded into trials, run in parallel on a Ray cluster.
+"""Sweeps: a grid of raybench runs as Ray Tune trials.
 
 A sweep spec (YAML, see ``launch/sweep-example.yaml``) holds ``base`` run settings and a
-``grid`` of values to try. :func:`expand` makes one :class:`Trial` per point of the grid
-with an id that depends only on its parameters, so a rerun of the same spec finds the
-trials it already finished in the results CSV and skips them. :func:`run_sweep` runs the
-trials as Ray tasks on the already-initialized cluster; each trial calls
-:func:`raybench.run.run`, which places its engines in its own placement group, so
-as many trials run at once as the cluster holds (bounded by ``parallel``).
+``grid`` of values to try, both under the argument table's names (``raybench run --help``
+with ``_`` for ``-``). The grid becomes Tune's param space (one ``tune.grid_search`` per
+setting), each trial one raybench run in its own placement group
+(:mod:`raybench.experiments.trials`). The experiment directory is
+``OUTPUT/NAME``: Tune's trial directories (each with the run's LoadGen logs under
+``results/``), Tune's experiment state, and ``sweep.csv`` (one row per trial, rewritten
+as trials finish). Running the same spec again resumes it through ``Tuner.restore``:
+finished trials stay, unfinished and failed ones run.
 """
 
 from __future__ import annotations
 
-import csv
-import hashlib
 import itertools
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,28 +25,29 @@ import yaml
 from pydantic import Field
 
 from raybench.config.models import Strict
-from raybench.run.request import RunRequest, table_fields
-from raybench.errors import ConfigError, error_line
+from raybench.errors import ConfigError, RaybenchError, error_line
+from raybench.experiments.trials import (PARAMS, RESULTS, alive_nodes, can_restore, check_fits,
+                                         normalize, params_key, params_of, read_rows, result_row,
+                                         run_trials, trial_error, write_rows)
+from raybench.run.request import RunRequest
 
 log = logging.getLogger(__name__)
 
 CSV_NAME = "sweep.csv"
-# Sweep parameters are the argument table's fields, under the same names, minus those of
-# the sweep as a whole: every trial writes under the sweep's directory, on its cluster.
-PARAMS = tuple(name for name in table_fields(cli_only=False)
-               if name not in ("output", "address", "dashboard"))
-COLUMNS = ("trial", "status", *PARAMS, "valid", "metric_name", "metric", "p99_ms",
-           "wall_s", "attempts", "node_id", "error", "directory")
+SPEC_NAME = "raybench-sweep.json"  # the spec an experiment was started with
+COLUMNS = ("trial", "index", "status", *PARAMS, *RESULTS, "attempts", "node_id", "error",
+           "directory")
 
 
 class SweepSpec(Strict):
     """A sweep file: a name, base settings, a grid and where results go.
 
     ``base`` holds settings every trial shares and ``grid`` a list of values per setting;
-    both take the argument table's names (``raybench run --help``, with ``_`` for ``-``).
+    both take the argument table's names. A sweep varies at least one setting (a single
+    run is ``raybench run``).
     """
 
-    name: str = "sweep"
+    name: str = Field(default="sweep", pattern=r"^[\w.-]+$")
     output: Path = Path("results/sweeps")
     base: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
@@ -69,6 +69,8 @@ def load_spec(path: Path) -> SweepSpec:
         raise ConfigError(f"sweep spec {path} is a directory, not a YAML file") from None
     except UnicodeDecodeError:
         raise ConfigError(f"sweep spec {path} is not a text file") from None
+    except OSError as exc:
+        raise ConfigError(f"sweep spec {path}: {exc.strerror or exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(doc, dict):
@@ -89,6 +91,12 @@ def check_spec(spec: SweepSpec, where: str = "sweep spec") -> None:
             if key not in PARAMS:
                 raise ConfigError(f"{where}: {section}.{key}: unknown setting "
                                   f"(allowed: {', '.join(PARAMS)})")
+    if "engine" in spec.base and spec.base["engine"] is None or None in spec.grid.get("engine", []):
+        raise ConfigError(f'{where}: engine is empty (YAML reads null as nothing): quote '
+                          'it, engine: "null"')
+    if not spec.grid:
+        raise ConfigError(f"{where}: grid is empty; a sweep varies at least one setting, "
+                          "e.g. grid: {batch_size: [32, 64]} (one run: raybench run)")
     for key, values in spec.grid.items():
         if not values:
             raise ConfigError(f"{where}: grid.{key} is empty")
@@ -97,229 +105,204 @@ def check_spec(spec: SweepSpec, where: str = "sweep spec") -> None:
     RunRequest.parse(spec.base, where=where, name=lambda loc: f"base.{loc[0]}")
 
 
-@dataclass(frozen=True)
-class Trial:
-    """One point of the grid."""
-
-    trial_id: str
-    params: dict[str, Any]  # the settings the spec gives (argument-table names)
-
-    def label(self) -> str:
-        """A short human description, e.g. ``resnet50 Server bs=64 qps=2000``."""
-        short = {"batch_size": "bs", "batch_timeout_us": "timeout_us", "target_qps": "qps",
-                 "engines": "engines", "max_inflight": "inflight"}
-        parts = [str(self.params.get(k, "")) for k in ("benchmark", "scenario") if k in self.params]
-        parts += [f"{short[k]}={self.params[k]:g}" if isinstance(self.params[k], float)
-                  else f"{short[k]}={self.params[k]}" for k in short if k in self.params]
-        return " ".join(parts)
+def axes(spec: SweepSpec) -> dict[str, list[Any]]:
+    """The grid in table order, each value as the table spells it, duplicates dropped."""
+    out: dict[str, list[Any]] = {}
+    for name in PARAMS:
+        if name in spec.grid:
+            values = []
+            for value in spec.grid[name]:
+                value = normalize({name: value}, where=f"grid.{name}")[name]
+                if value not in values:
+                    values.append(value)
+            out[name] = values
+    return out
 
 
-def trial_id(params: dict[str, Any]) -> str:
-    """A stable id: the same parameters give the same id in every run of every spec."""
-    canon = json.dumps({k: params[k] for k in sorted(params)}, sort_keys=True, default=str)
-    return hashlib.sha1(canon.encode()).hexdigest()[:10]
+def varied(spec: SweepSpec) -> list[str]:
+    """The settings that take more than one value (one table column each)."""
+    return [name for name, values in axes(spec).items() if len(values) > 1]
 
 
-def expand(spec: SweepSpec) -> list[Trial]:
-    """The grid's cross product over the base settings, in a stable order, deduplicated."""
-    axes = [(name, spec.grid[name]) for name in PARAMS if name in spec.grid]
-    trials, seen = [], set()
-    for combo in itertools.product(*(values for _, values in axes)):
-        params = dict(spec.base)
-        params.update({name: value for (name, _), value in zip(axes, combo)})
-        request = RunRequest.parse(params, where=f"trial {params}")
-        params = request.model_dump(mode="json", include=set(params))
-        tid = trial_id(params)
-        if tid not in seen:
-            seen.add(tid)
-            trials.append(Trial(tid, params))
-    return trials
+def expand(spec: SweepSpec) -> list[dict[str, Any]]:
+    """Every trial's parameters: the grid's cross product over the base settings."""
+    base = normalize(spec.base, where="base")
+    grid = axes(spec)
+    return [{**base, **dict(zip(grid, combo))} for combo in itertools.product(*grid.values())]
 
 
-def run_request(params: dict[str, Any], output: Path) -> RunRequest:
-    """The :class:`RunRequest` of a trial, writing under ``output``."""
-    return RunRequest.parse({**params, "output": output})
+def param_space(spec: SweepSpec) -> dict[str, Any]:
+    """Tune's param space of the sweep: the base settings and a ``grid_search`` per setting
+    that takes several values."""
+    from ray import tune
+
+    space = normalize(spec.base, where="base")
+    for name, values in axes(spec).items():
+        space[name] = tune.grid_search(values) if len(values) > 1 else values[0]
+    return space
 
 
-def run_trial(params: dict[str, Any], output: str) -> dict[str, Any]:
-    """Run one trial on the current Ray cluster and return its result row fields.
-
-    Raises:
-        RaybenchError: The run could not complete.
-    """
-    from raybench.run import run
-
-    start = time.perf_counter()
-    report = run(run_request(params, Path(output)))
-    wall = time.perf_counter() - start
-    perf = next((t for t in reversed(report.tests) if t.mode == "PerformanceOnly"), report.tests[-1])
-    s = perf.summary
-    p99 = s.percentiles.get("99.00") if s else None
-    nodes = sorted({info.get("node_id", "") for info in report.engine_info})
-    return {
-        "valid": None if s is None else s.valid, "metric_name": s.metric_name if s else None,
-        "metric": s.metric if s else None, "p99_ms": None if p99 is None else p99 / 1e6,
-        "wall_s": round(wall, 3), "node_id": ";".join(nodes), "directory": str(perf.directory),
-        "engine_nodes": [info.get("node_id") for info in report.engine_info],
-    }
+def _spec_doc(spec: SweepSpec) -> dict[str, Any]:
+    return {"name": spec.name, "base": normalize(spec.base, where="base"),
+            "grid": axes(spec), "retries": spec.retries}
 
 
 @dataclass
-class TrialResult:
-    """A finished (or failed) trial."""
+class TrialRow:
+    """One trial of a sweep: its place in the grid, parameters and result row."""
 
-    trial: Trial
-    status: str  # "ok" | "failed" | "skipped"
+    index: int  # 1-based, in grid order
+    params: dict[str, Any]
     row: dict[str, Any] = field(default_factory=dict)
+    last_error: Optional[str] = None  # why its last attempt died (it is being retried)
+
+    @property
+    def status(self) -> str:
+        """``ok``, ``error`` (raybench failed; not retried), ``failed`` (Tune gave up after
+        retries: a lost node or trial process) or ``pending`` (not run yet)."""
+        return self.row.get("status") or "pending"
 
 
-def read_rows(path: Path) -> dict[str, dict[str, str]]:
-    """The rows of an existing results CSV, by trial id (empty if there is none)."""
-    if not path.is_file():
-        return {}
-    with path.open(newline="") as f:
-        return {row["trial"]: row for row in csv.DictReader(f)}
+@dataclass
+class Sweep:
+    """A checked sweep: its trials in grid order, its experiment directory, and whether
+    it resumes an interrupted one (then ``before`` holds its rows by trial id)."""
+
+    spec: SweepSpec
+    directory: Path
+    trials: list[TrialRow]
+    resume: bool = False
+    before: dict[str, dict[str, str]] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def names(self) -> list[str]:
+        """The varied settings."""
+        return varied(self.spec)
+
+    @property
+    def restored(self) -> int:
+        """Trials that finished before this invocation."""
+        return sum(bool(row.get("status")) for row in self.before.values())
+
+    @property
+    def csv_path(self) -> Path:
+        """``sweep.csv`` in the experiment directory."""
+        return self.directory / CSV_NAME
+
+    @property
+    def interrupted(self) -> bool:
+        """True when some trial never finished (the sweep was stopped)."""
+        return any(t.status == "pending" for t in self.trials)
 
 
-def write_rows(path: Path, rows: dict[str, dict[str, Any]]) -> None:
-    """Write every row atomically (a crash never leaves half a CSV)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for row in rows.values():
-            writer.writerow({k: ("" if row.get(k) is None else row.get(k)) for k in COLUMNS})
-    os.replace(tmp, path)
-
-
-def default_parallel(trials: list[Trial], cluster_resources: list[dict[str, float]],
-                     engines_of: Callable[[dict], int]) -> int:
-    """How many of the biggest trials fit on the cluster at once (at least 1).
-
-    Args:
-        trials: The trials to run.
-        cluster_resources: Per alive node, its total resources.
-        engines_of: Engines a trial's parameters ask for.
-    """
-    if not trials:
-        return 1
-    need = max(engines_of(t.params) for t in trials)
-    fits = sum(int(node.get("GPU", 0) // need) for node in cluster_resources)
-    if fits == 0:
-        fits = sum(int(node.get("CPU", 0) // (need + 1)) for node in cluster_resources)
-    return max(1, fits)
-
-
-def _engines_needed(params: dict) -> int:
-    from raybench.run import prepare
-
-    try:
-        return prepare(run_request(params, Path("/tmp"))).engines
-    except Exception:  # a bad trial fails later, with its own message
-        return params.get("engines", 1)
-
-
-def run_sweep(spec: SweepSpec, parallel: Optional[int] = None, output: Optional[Path] = None,
-              on_result: Optional[Callable[[TrialResult], None]] = None,
-              trial_fn: Callable[[dict, str], dict] = run_trial) -> list[TrialResult]:
-    """Run every trial of a sweep not already in its CSV, on the initialized Ray cluster.
-
-    Each trial is a Ray task (zero CPUs) that calls :func:`raybench.run.run`; its
-    LoadGen actor lands on the task's node and its engines in their own placement group.
-    A trial that fails is retried ``spec.retries`` times, then marked failed while the
-    others go on; a rerun skips trials whose row says ok and tries failed ones again. Results are written to ``OUTPUT/sweep.csv`` after every trial.
+def plan_sweep(spec: SweepSpec, output: Optional[Path] = None) -> Sweep:
+    """Check every trial of a sweep (no Ray needed) and find an experiment to resume.
 
     Args:
         spec: The sweep.
-        parallel: Most trials at once (default: as many of the biggest as the cluster holds).
-        output: Results directory (default: ``spec.output / spec.name``).
-        on_result: Called for every finished, failed or skipped trial.
-        trial_fn: Runs one trial in a Ray task (default :func:`run_trial`; tests fake it).
-
-    Returns:
-        One result per trial, in grid order.
+        output: Experiment directory (default: ``spec.output / spec.name``).
 
     Raises:
-        ConfigError: A trial's settings are invalid (checked before anything runs).
+        ConfigError: A trial's settings are invalid, or the directory holds a sweep of
+            another spec.
     """
-    import ray
-
     from raybench.run import prepare
-    from raybench.errors import RaybenchError
 
     out = Path(output or spec.output / spec.name).resolve()
-    csv_path = out / CSV_NAME
-    trials = expand(spec)
-    for trial in trials:  # fail fast on a bad point of the grid
+    names = varied(spec)
+    trials = [TrialRow(i + 1, params) for i, params in enumerate(expand(spec))]
+    for t in trials:  # fail fast on a bad point of the grid
         try:
-            prepare(run_request(trial.params, out))
+            prepare(RunRequest.parse({**t.params, "output": out}))
         except RaybenchError as exc:
-            raise ConfigError(f"trial {trial.trial_id} ({trial.label()}): {exc}") from None
-    rows: dict[str, dict[str, Any]] = dict(read_rows(csv_path))
-    results: dict[str, TrialResult] = {}
-    todo = []
-    for trial in trials:
-        if rows.get(trial.trial_id, {}).get("status") == "ok":
-            results[trial.trial_id] = TrialResult(trial, "skipped", rows[trial.trial_id])
-            if on_result:
-                on_result(results[trial.trial_id])
-        else:
-            todo.append(trial)
-    if parallel is None:
-        nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-        parallel = default_parallel(todo, nodes, _engines_needed)
-    log.info("sweep %s: %d trials, %d to run, %d at once", spec.name, len(trials), len(todo), parallel)
-
-    remote = ray.remote(num_cpus=0, max_retries=0)(trial_fn)
-    pending: dict[Any, tuple[Trial, int]] = {}
-    queue = [(t, 1) for t in todo]
-
-    def launch(trial: Trial, attempt: int) -> None:
-        trial_out = out / "trials" / trial.trial_id
-        pending[remote.remote(trial.params, str(trial_out))] = (trial, attempt)
-
-    while queue or pending:
-        while queue and len(pending) < parallel:
-            launch(*queue.pop(0))
-        done, _ = ray.wait(list(pending), num_returns=1)
-        trial, attempt = pending.pop(done[0])
-        row = {"trial": trial.trial_id, **trial.params, "attempts": attempt}
-        try:
-            row.update(ray.get(done[0]))
-            row["status"] = "ok"
-        except Exception as exc:  # RunError inside the task, a dead node or worker
-            error = error_line(exc)[:300]
-            if attempt <= spec.retries:
-                log.warning("trial %s failed (attempt %d), retrying: %s", trial.trial_id, attempt, error)
-                queue.insert(0, (trial, attempt + 1))
-                continue
-            log.error("trial %s failed: %s", trial.trial_id, error)
-            row.update(status="failed", error=error)
-        rows[trial.trial_id] = row
-        write_rows(csv_path, rows)
-        results[trial.trial_id] = TrialResult(trial, row["status"], row)
-        if on_result:
-            on_result(results[trial.trial_id])
-    return [results[t.trial_id] for t in trials]
+            raise ConfigError(f"trial #{t.index} ({label(t.params, names)}): {exc}") from None
+    resume = can_restore(out)
+    if resume:
+        _check_same_spec(spec, out)
+    return Sweep(spec, out, trials, resume, read_rows(out / CSV_NAME) if resume else {})
 
 
-def local_init_kwargs(trials: list[Trial]) -> dict[str, Any]:
-    """``ray.init`` arguments for a local Ray that can hold the sweep's trials.
+def _check_same_spec(spec: SweepSpec, out: Path) -> None:
+    try:
+        before = json.loads((out / SPEC_NAME).read_text())
+    except (OSError, ValueError):
+        raise ConfigError(f"{out} holds a Tune experiment that is not a raybench sweep; "
+                          "give the sweep another name or --output") from None
+    if before != json.loads(json.dumps(_spec_doc(spec), default=str)):
+        raise ConfigError(f"{out} holds sweep {before.get('name')!r} of another spec (resuming "
+                          "needs the same base, grid and retries); give the sweep another "
+                          "name or --output")
 
-    Like a single run, a local Ray declares the system's GPUs when every trial uses a
-    data-less engine (sim, null), so a simulated GPU system places like the real one.
+
+def run_sweep(sweep: Sweep, parallel: Optional[int] = None,
+              on_event: Optional[Callable[[str, TrialRow], None]] = None,
+              verbose: bool = False) -> Sweep:
+    """Run (or resume) a planned sweep as Ray Tune trials on the connected Ray cluster.
+
+    A trial whose node or process dies is retried ``spec.retries`` times by Tune; a run
+    that fails for raybench's own reason is reported with its error, not retried.
+    ``sweep.csv`` is rewritten whenever a trial finishes.
+
+    Args:
+        sweep: From :func:`plan_sweep`.
+        parallel: Most trials at once (default: as many as the cluster holds).
+        on_event: Called with ``(event, trial)`` when a trial starts (``start``), finishes
+            (``complete``), fails for good (``error``) or is retried (``recover``).
+        verbose: Let Tune print its own progress table.
+
+    Returns:
+        The sweep, its trials' rows filled in.
+
+    Raises:
+        ConfigError: Some trial fits on no node of the cluster.
     """
-    from raybench.run import prepare
-    from raybench.engines import engine_class
+    out, trials, names = sweep.directory, sweep.trials, sweep.names
+    check_fits([t.params for t in trials], alive_nodes(),
+               lambda i: f"trial #{i + 1} ({label(trials[i].params, names)})")
+    if not sweep.resume:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / SPEC_NAME).write_text(json.dumps(_spec_doc(sweep.spec), indent=1, default=str))
+    by_key = {params_key(t.params): t for t in trials}
+    starts: dict[str, int] = {}
 
-    kwargs: dict[str, Any] = {"num_cpus": max(os.cpu_count() or 1, 2)}
-    gpus, dataless = 0, True
-    for trial in trials:
-        prepared = prepare(run_request(trial.params, Path("/tmp")))
-        gpus = max(gpus, prepared.system.accelerator_count, prepared.engines
-                   if prepared.system.accelerator_count else 0)
-        dataless = dataless and not engine_class(prepared.request.engine).needs_data
-    if gpus and dataless:
-        kwargs["num_gpus"] = gpus
-    return kwargs
+    def update(trial_id: str, config: dict, metrics: dict, path: Optional[str],
+               error: Optional[str]) -> None:
+        t = by_key.get(params_key(params_of(config)))
+        if t is not None and (metrics.get("status") or error):
+            earlier = sweep.before.get(trial_id, {}).get("attempts") or 0
+            t.row = {"trial": trial_id, "index": t.index,
+                     **result_row(config, metrics, path, error),
+                     "attempts": int(earlier) + starts.get(trial_id, 0)}
+
+    def listener(event: str, trial) -> None:
+        t = by_key.get(params_key(params_of(trial.config)))
+        if event == "start":
+            starts[trial.trial_id] = starts.get(trial.trial_id, 0) + 1
+        elif event == "recover" and t is not None:
+            t.last_error = trial_error(trial)
+        elif event in ("complete", "error"):
+            update(trial.trial_id, trial.config, trial.last_result or {}, trial.path,
+                   trial_error(trial) if event == "error" else None)
+            write_rows(sweep.csv_path, [t.row for t in trials if t.row], COLUMNS)
+        if on_event is not None and t is not None:
+            on_event(event, t)
+
+    log.info("sweep %s: %d trials (%d finished before) in %s", sweep.spec.name, len(trials),
+             sweep.restored, out)
+    start = time.perf_counter()
+    grid = run_trials(out, listener, param_space=None if sweep.resume else param_space(sweep.spec),
+                      parallel=parallel, retries=sweep.spec.retries, restore=sweep.resume,
+                      verbose=verbose)
+    for result in grid:  # Tune's record of every trial, the restored ones included
+        metrics = result.metrics or {}
+        update(metrics.get("trial_id") or Path(result.path).name, result.config, metrics,
+               result.path, None if result.error is None else error_line(result.error)[:300])
+    write_rows(sweep.csv_path, [t.row for t in trials if t.row], COLUMNS)
+    sweep.wall_s = time.perf_counter() - start
+    return sweep
+
+
+def label(params: dict[str, Any], names: list[str]) -> str:
+    """A trial named by its varied settings: ``batch_size=32 target_qps=2000``."""
+    return " ".join(f"{k}={params[k]}" for k in names if k in params) or "base"

@@ -77,6 +77,8 @@ def read_detail(path: Path) -> DetailLog:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"{path}: LoadGen detail log missing") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path}: not a LoadGen detail log (byte {exc.start} is not UTF-8)") from None
     messages = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.startswith(MARKER):

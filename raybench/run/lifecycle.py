@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -21,9 +22,9 @@ from raybench.benchmarks.base import Benchmark
 from raybench.config.models import HarnessSettings, System
 from raybench.config.names import Mode, accuracy_target_of, model_of
 from raybench.config.systems import load_system
-from raybench.engines import engine_class
+from raybench.engines import check_available, engine_class
 from raybench.engines.base import EngineOptions
-from raybench.errors import ConfigError, RunError, error_line
+from raybench.errors import ConfigError, Interrupted, RunError, error_line
 from raybench.results.accuracy import AccuracyResult
 from raybench.results.loadgen_log import ACCURACY_LOG, SUMMARY, Summary, parse_summary, read_accuracy_log
 from raybench.rules import load_rules
@@ -32,8 +33,8 @@ from raybench.rules.loadgen_conf import apply_conf, read_conf
 from raybench.rules.settings import EffectiveSettings, apply_overrides, build_settings
 from raybench.rules.submission import load_submission_rules
 from raybench.run.layout import ACCURACY, PERFORMANCE_RUN, compliance_dir
-from raybench.run.outputs import ResultDir
-from raybench.run.placement import Placement, place, ray_session
+from raybench.run.outputs import ResultDir, os_error_line
+from raybench.run.placement import Placement, RaySession, place, ray_session, run_namespace
 from raybench.run.record import RunRecord
 from raybench.run.request import RunRequest
 
@@ -146,11 +147,12 @@ def settings_of(prepared: Prepared, test: TestSpec) -> EffectiveSettings:
 
 def _resolve_system(request: RunRequest) -> tuple[System, str]:
     if request.system:
-        return load_system(request.system), f"system {request.system} (chosen)"
+        return load_system(request.system), request.system
     from raybench.config.detect import detect_system
 
     found = detect_system()
-    return load_system(found.system_id), f"system {found.system_id} (detected: {found.message})"
+    return load_system(found.system_id), (f"{found.system_id} (detected)" if found.exact
+                                          else f"{found.system_id} ({found.message})")
 
 
 def prepare(request: RunRequest) -> Prepared:
@@ -160,6 +162,8 @@ def prepare(request: RunRequest) -> Prepared:
         RaybenchError: Any bad value, missing path or mismatching model, with one line.
     """
     engine_cls = engine_class(request.engine)
+    if request.address is None and "RAY_ADDRESS" not in os.environ:  # engines run here
+        check_available(request.engine)
     mode = request.mode or (Mode.SUBMISSION if engine_cls.needs_data and not request.audit
                             else Mode.PERFORMANCE)
     if request.audit and mode != Mode.PERFORMANCE:
@@ -250,18 +254,36 @@ def _engine_spec(prepared: Prepared) -> EngineSpec:
 
 
 def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = None,
-            on_progress: Optional[Callable] = None) -> RunReport:
+            on_progress: Optional[Callable] = None,
+            on_placed: Optional[Callable[[Optional[RaySession], Placement], None]] = None,
+            on_done: Optional[Callable[[RunReport, Optional[RaySession]], None]] = None,
+            ray_log: Optional[Path] = None, verbose: bool = False,
+            group=None) -> RunReport:
     """Run the prepared tests on Ray and write the results.
+
+    The results directory is taken (and checked writable) before Ray starts. Ctrl-C or
+    SIGTERM stops the LoadGen actor, the engines and a local Ray, then raises
+    :class:`~raybench.errors.Interrupted` saying what was stopped and where LoadGen's
+    partial logs are.
 
     Args:
         prepared: From :func:`prepare`.
         on_ready: Called with the engine actor handles once they are up (fault tests).
         on_progress: Called about twice a second with a
             :class:`~raybench.actors.loadgen.Progress` while a test runs.
+        on_placed: Called with the Ray session (None: a Ray this process had already
+            joined) and the placement once the engines are placed.
+        on_done: Called with the report while Ray is still up, after the results
+            directory is released (``--keep-dashboard`` waits there).
+        ray_log: Where Ray's own log records go (None: the terminal).
+        verbose: Ray's records on the terminal too, and the workers' output.
+        group: The placement group to run in (a Ray Tune trial's, holding the run's
+            :func:`~raybench.run.placement.bundles`); None: the run makes its own.
 
     Raises:
         RunError: The results directory is taken, engines could not be placed or
             started, or a test could not complete.
+        Interrupted: Ctrl-C or SIGTERM (everything is stopped when it is raised).
     """
     import ray
 
@@ -269,30 +291,55 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
     report = RunReport(prepared)
     gpu = system.accelerator_count > 0
     simulated_gpus = gpu and not engine_class(request.engine).needs_data
-    with ResultDir(prepared.result_dir) as results, ray_session(
-            request.address, max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
-            prepared.engines + 1, request.dashboard):
-        placement = place(_engine_spec(prepared), prepared.engines, gpu, request.max_restarts)
-        try:
+    label = f"{system.id}/{request.benchmark}/{request.scenario}"
+    doing, stopped = "before Ray started; nothing was written", ""
+    try:
+        with ResultDir(prepared.result_dir) as results, ray_session(
+                request.address,
+                max(system.accelerator_count, prepared.engines) if simulated_gpus else 0,
+                prepared.engines + 1, request.dashboard or request.keep_dashboard,
+                listen=request.listen, job_name=f"raybench run {label}",
+                ray_log=ray_log, verbose=verbose) as session:
+            doing = "while placing the engines; nothing was written"
+            stopped = ("; LoadGen, the engines and the local Ray are stopped"
+                       if session and session.local else "; LoadGen and the engines are stopped")
+            placement = place(_engine_spec(prepared), prepared.engines, gpu,
+                              request.max_restarts,
+                              namespace=run_namespace(f"{request.benchmark}-{request.scenario}"),
+                              group=group)
             try:
-                report.engine_info = ray.get([h.info.remote() for h in placement.engines])
-            except ray.exceptions.RayActorError as exc:
-                raise RunError(f"engine actors failed to start: {error_line(exc)}") from None
-            if on_ready:
-                on_ready(placement.engines)
-            for test in prepared.tests:
-                report.tests.append(_run_test(prepared, test, placement, results, on_progress))
-        finally:
-            placement.release()
+                if on_placed:
+                    on_placed(session, placement)
+                try:
+                    report.engine_info = ray.get([h.info.remote() for h in placement.engines])
+                except ray.exceptions.RayActorError as exc:
+                    raise RunError(f"engine actors failed to start: {error_line(exc)}") from None
+                if on_ready:
+                    on_ready(placement.engines)
+                for test in prepared.tests:
+                    doing = (f"during the {test.name} test of {label}; LoadGen's partial logs: "
+                             f"{results.partial_dir(str(test.unit))}")
+                    report.tests.append(_run_test(prepared, test, placement, results,
+                                                  on_progress, report.engine_info))
+                doing = "after the run; its results are complete"
+            finally:
+                placement.release()
+            results.release()
+            if on_done:
+                on_done(report, session)
+    except KeyboardInterrupt as exc:
+        raise Interrupted(f"{doing}{stopped}", getattr(exc, "signum", signal.SIGINT)) from None
     return report
 
 
 def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results: ResultDir,
-              on_progress: Optional[Callable] = None) -> TestReport:
+              on_progress: Optional[Callable] = None,
+              engine_info: Optional[list[dict]] = None) -> TestReport:
     import ray
 
     unit = str(test.unit)
-    logs = results.start_test(unit) / test.logs
+    partial = results.start_test(unit)
+    logs = partial / test.logs
     logs.mkdir(parents=True, exist_ok=True)
     settings = settings_of(prepared, test)
     audit_config = None
@@ -300,6 +347,8 @@ def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results:
         audit_config = logs / AUDIT_CONFIG
         audit_config.write_text(audit_config_text(test.audit, prepared.request.benchmark))
     h = prepared.harness
+    run_label = (f"{prepared.system.id}/{prepared.request.benchmark}/"
+                 f"{prepared.request.scenario}/{test.unit / test.logs}")
     plan = LoadGenPlan(
         values=settings.values, log_dir=str(logs.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
@@ -309,11 +358,12 @@ def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results:
         want_outputs=(test.mode == Mode.ACCURACY
                       or settings.values.get("accuracy_log_sampling_target", 0) > 0),
         track_ids=prepared.request.track_ids,
-        run_label=f"{prepared.system.id}/{prepared.request.benchmark}/"
-                  f"{prepared.request.scenario}/{test.unit / test.logs}",
+        run_label=run_label,
+        engine_info=engine_info or [],
         audit_config=str(audit_config.resolve()) if audit_config else None,
     )
-    actor = placement.loadgen_actor()
+    actor = placement.loadgen_actor(name=run_label)
+    kept = f"LoadGen's partial logs: {partial}"
     try:
         ref = actor.run.remote(plan)
         while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_S)[0]:
@@ -322,15 +372,18 @@ def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results:
                 on_progress(snapshot)
         outcome = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        results.discard_test(unit)
-        raise RunError(f"{test.name} test failed: {error_line(exc)}") from None
+        raise RunError(f"{test.name} test failed: {error_line(exc)}; {kept}") from None
     finally:
         ray.kill(actor)
     if outcome.fatal or outcome.drained_error:
-        results.discard_test(unit)
-        raise RunError(f"{test.name} test failed: {outcome.fatal or outcome.drained_error}")
-    _write_settings(prepared, test, settings, outcome, logs)
-    accuracy = _accuracy(prepared, logs) if test.mode == Mode.ACCURACY else None
+        raise RunError(f"{test.name} test failed: {outcome.fatal or outcome.drained_error}; "
+                       f"{kept}")
+    try:
+        _write_settings(prepared, test, settings, outcome, logs)
+        accuracy = _accuracy(prepared, logs) if test.mode == Mode.ACCURACY else None
+    except OSError as exc:  # a full disk: a write names no file, so name the directory
+        raise RunError(f"cannot write results: {os_error_line(exc, logs)}; "
+                       f"{kept}") from None
     summary = parse_summary(logs / SUMMARY)
     final = results.finish_test(unit) / test.logs
     return TestReport(test.mode.value, final, summary, outcome, accuracy, test.audit)

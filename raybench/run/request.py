@@ -20,6 +20,8 @@ from raybench.config.names import AuditTestName, BenchmarkId, EngineName, Mode, 
 from raybench.rules.settings import Overrides
 
 QUICK_DURATION_S = 10.0  # the minimum duration of a run that is not --official
+MAX_DURATION_S = 7 * 24 * 3600.0  # longest --duration: a week (LoadGen's limit is far beyond)
+MAX_COUNT = 2**63 - 1  # LoadGen's query and sample counts are 64-bit integers
 
 WHAT = "What to run"
 RULES = "LoadGen rules"
@@ -54,14 +56,14 @@ class RunRequest(Strict):
                             "overrides (a submission run).", RULES)
     duration: Optional[float] = _field(
         None, f"Minimum duration in seconds (default {QUICK_DURATION_S:g}; the rules' with "
-        "--official).", RULES, gt=0, allow_inf_nan=False)
+        "--official).", RULES, gt=0, le=MAX_DURATION_S, allow_inf_nan=False)
     queries: Optional[int] = _field(None, "Minimum query count (default 1; the rules' with "
-                                    "--official).", RULES, ge=1)
+                                    "--official).", RULES, ge=1, le=MAX_COUNT)
     target_qps: Optional[float] = _field(None, "Server/Offline target QPS (SingleStream: "
                                          "1000 / expected latency in ms).", RULES, gt=0,
                                          allow_inf_nan=False)
     samples_per_query: Optional[int] = _field(None, "MultiStream samples per query.", RULES,
-                                              ge=1)
+                                              ge=1, le=MAX_COUNT)
     mlperf_conf: Optional[Path] = _field(
         None, "A LoadGen mlperf.conf applied on top of the round's rules (where the system "
         "and user.conf set no value).", RULES)
@@ -84,9 +86,15 @@ class RunRequest(Strict):
     threads: Optional[int] = _field(None, "CPU threads per engine.", TUNING, ge=1)
     max_restarts: int = _field(3, "Times Ray restarts a dead engine actor.", TUNING, ge=0)
 
-    address: Optional[str] = _field(None, "Ray cluster to join: auto or HOST:PORT "
-                                    "(default: a local Ray).", CLUSTER)
+    address: Optional[str] = _field(None, "Ray cluster to join: auto (the one started on "
+                                    "this host) or HOST:PORT (default: $RAY_ADDRESS, as set "
+                                    "inside `ray job submit`, else a local Ray).", CLUSTER)
+    listen: Optional[str] = _field(None, "Local Ray only: the address its ports listen on "
+                                   "(default 127.0.0.1: loopback only; an address of this "
+                                   "host or 0.0.0.0 opens them to the network).", CLUSTER)
     dashboard: bool = _field(False, "Start the local Ray with its dashboard.", CLUSTER)
+    keep_dashboard: bool = _field(False, "Keep the local Ray and its dashboard up after the "
+                                  "run, until Ctrl-C (implies --dashboard).", CLUSTER)
 
     output: Path = _field(Path("results"), "Results root.", OUTPUT)
 

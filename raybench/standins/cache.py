@@ -125,11 +125,23 @@ def _layout(directory: Path) -> Optional[int]:
 
 
 def cached_standin(benchmark_id: str) -> Standin:
-    """The cached default stand-in of a benchmark, generated on first use."""
-    directory = cache_dir() / "standins" / model_of(benchmark_id)
+    """The cached default stand-in of a benchmark, generated on first use.
+
+    Each layout has its own cache folder, so raybench versions of different layouts
+    share a cache. Runs started at the same time share the work: one generates (holding
+    a lock next to the cache entry), the others wait for it and read its result.
+    """
+    import fcntl
+
+    directory = cache_dir() / "standins" / f"layout-{LAYOUT}" / model_of(benchmark_id)
     if _layout(directory) == LAYOUT:
         return read_standin(directory)
-    if directory.exists():
-        shutil.rmtree(directory)  # an incomplete leftover or an older layout
-    log.info("generating the %s stand-in in %s", benchmark_id, directory)
-    return build_standin(benchmark_id, directory)
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with open(directory.parent / f".{directory.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if _layout(directory) == LAYOUT:  # generated while this run waited
+            return read_standin(directory)
+        if directory.exists():
+            shutil.rmtree(directory)  # an incomplete leftover
+        log.info("generating the %s stand-in in %s", benchmark_id, directory)
+        return build_standin(benchmark_id, directory)

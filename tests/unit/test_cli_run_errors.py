@@ -147,3 +147,20 @@ def test_version():
     from raybench import __version__
 
     assert result.output.strip() == f"raybench {__version__}"
+
+
+@pytest.mark.parametrize("engine,packages,extra", [
+    ("torch", ["torch"], "torch"), ("tensorrt", ["tensorrt", "cuda"], "gpu")])
+def test_engine_without_its_packages_fails_before_ray_with_the_extra(engine, packages, extra,
+                                                                       monkeypatch):
+    import importlib.util
+
+    if all(importlib.util.find_spec(p) for p in packages):
+        pytest.skip(f"{engine} is installed here")
+    import ray
+
+    monkeypatch.delenv("RAY_ADDRESS", raising=False)
+    code, output = invoke("--engine", engine, "--system", "H200x1", "--engine", engine)
+    assert code == 2
+    assert_one_line_error(output, f"'{engine}'", f"'.[{extra}]'")
+    assert not ray.is_initialized()

@@ -7,6 +7,7 @@ import json
 from typer.testing import CliRunner
 
 from raybench.cli import app
+from raybench.standins.cache import LAYOUT
 from raybench.standins import cached_standin, read_standin
 
 
@@ -29,13 +30,16 @@ def test_synth_bad_count_and_unknown_benchmark_are_one_line_errors(tmp_path):
     assert "Traceback" not in result.output and not (tmp_path / "b").exists()
 
 
-def test_cached_standin_of_an_older_layout_is_rebuilt(tmp_path, monkeypatch):
+def test_cached_standins_of_another_layout_stay_and_leftovers_are_rebuilt(tmp_path, monkeypatch):
     monkeypatch.setenv("RAYBENCH_CACHE", str(tmp_path))
-    old = tmp_path / "standins" / "rnnt"
+    old = tmp_path / "standins" / "rnnt"  # layout 1 kept its stand-ins here
     (old / "preprocessed_data").mkdir(parents=True)
     (old / "standin.complete.json").write_text(json.dumps(
         {"benchmark": "rnnt", "count": 16, "seed": 0, "model": "rnnt.onnx",
          "data_dir": "preprocessed_data"}))
+    leftover = tmp_path / "standins" / f"layout-{LAYOUT}" / "rnnt"
+    (leftover / "build").mkdir(parents=True)  # an interrupted generation: no marker
     standin = cached_standin("rnnt")
-    assert standin.data_dir == old / "build" / "preprocessed_data" and standin.model.is_file()
+    assert standin.data_dir == leftover / "build" / "preprocessed_data" and standin.model.is_file()
     assert cached_standin("rnnt") == standin
+    assert (old / "standin.complete.json").is_file()  # another raybench's cache, untouched

@@ -320,8 +320,9 @@ def test_cli_list():
 def test_cli_show():
     result = _cli("show", "SYS-420GP-TNAR_A100-SXM-80GBx8", "--benchmark", "resnet50", "--scenario", "Offline")
     assert result.exit_code == 0, result.output
-    assert "batch_size=2048" in result.output and "294400" in result.output
-    assert "Server" not in result.output.split("submission")[-1]
+    assert "2048" in result.output and "294k/s" in result.output
+    rows = [ln for ln in result.output.splitlines() if ln.startswith("resnet50")]
+    assert len(rows) == 1 and "Offline" in rows[0]
 
 
 def test_cli_show_all():
