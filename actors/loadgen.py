@@ -51,6 +51,7 @@ class LoadGenPlan:
     trace: bool = False  # LoadGen's per-sample mlperf_log_trace.json (hundreds of MB)
     run_label: str = ""  # the run's tag on Ray metrics
     engine_info: list = field(default_factory=list)  # EngineActor.info() each: metric labels
+    audit_config: Optional[str] = None  # a compliance test's audit.config (None: no audit)
 
 
 @dataclass
@@ -216,7 +217,7 @@ class LoadGenActor:
             start, cpu = time.perf_counter(), time.process_time()
             self.plan, self.dispatcher, self.start = plan, dispatcher, start
             lg.StartTestWithLogSettings(sut, qsl, to_test_settings(plan.values), log_settings,
-                                        os.path.join(plan.log_dir, NO_AUDIT_CONFIG))
+                                        plan.audit_config or os.path.join(plan.log_dir, NO_AUDIT_CONFIG))
             wall, cpu = time.perf_counter() - start, time.process_time() - cpu
         finally:
             dispatcher.stop()

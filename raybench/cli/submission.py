@@ -1,4 +1,5 @@
-"""`raybench submission`: verify compliance runs, assemble the submission tree, check it."""
+"""`raybench submission`: run and verify the compliance tests, assemble the submission tree,
+check it."""
 
 from __future__ import annotations
 
@@ -8,10 +9,11 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from raybench.cli.common import console, handle_errors
+from raybench.cli.common import Verbosity, console, handle_errors
+from raybench.cli.options import run_options
 
-app = typer.Typer(help="MLPerf submissions: compliance verification, the submission tree and "
-                       "its checker, audit.config and LoadGen config files.",
+app = typer.Typer(help="MLPerf submissions: compliance runs and their verification, the "
+                       "submission tree and its checker, audit.config and LoadGen config files.",
                   no_args_is_help=True)
 
 ResultsArg = Annotated[Path, typer.Argument(metavar="RESULTS", help="The results directory "
@@ -24,10 +26,70 @@ DataDirOpt = Annotated[Optional[Path], typer.Option(
 
 def _print_verdicts(verdicts) -> None:
     for v in verdicts:
+        if v.no_outputs:
+            console.print(f"  {v.test:<9} {v.file:<23} [yellow]n/a[/yellow]  {v.lines[-1]}",
+                          soft_wrap=True)
+            continue
         verdict = "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]"
         reason = "" if v.passed else "  " + next(
             (ln for ln in reversed(v.lines) if "FAIL" in ln), "")
-        console.print(f"  {v.test:<9} {v.file:<23} {verdict}{reason}")
+        console.print(f"  {v.test:<9} {v.file:<23} {verdict}{reason}", soft_wrap=True)
+
+
+@app.command("compliance")
+@run_options(skip=("audit",), help_overrides={
+    "output": "Results root; the tests go under OUTPUT/<system>/<benchmark>/<scenario>/. "
+              "[default: results]"})
+@handle_errors
+def compliance_command(
+    values: dict,
+    rerun: Annotated[bool, typer.Option(help="Run the submission run again even if it exists "
+                                        "(the earlier one moves to history/).")] = False,
+    test: Annotated[Optional[list[str]], typer.Option(
+        metavar="TEST",
+        help="Only this compliance test (repeatable; default: every one that applies).")] = None,
+) -> None:
+    """Run every compliance test of a benchmark and scenario on one Ray, then verify them.
+
+    The submission run (accuracy and performance, as `raybench run` makes it) is run first
+    where it is missing, or with --rerun; an existing one is used only if it ran with the
+    same settings. Exit code 1 if a verification fails.
+    """
+    from raybench.cli.run import RAY_LOG, ProgressLine
+    from raybench.run import RunRequest
+    from raybench.submission.compliance import prepare_compliance, run_compliance
+
+    request = RunRequest.from_options(values)
+    prepared, reused = prepare_compliance(request, rerun, test)
+    console.print(f"[bold]raybench submission compliance[/bold] {request.benchmark} "
+                  f"{request.scenario} on {prepared.system_note}, {prepared.engines} x "
+                  f"{request.engine} engine: {', '.join(t.name for t in prepared.tests)}"
+                  + (f" (reusing {', '.join(reused)})" if reused else ""))
+    with ProgressLine(prepared) as progress:
+        done = run_compliance(prepared, reused, on_progress=progress.update,
+                              ray_log=prepared.result_dir / RAY_LOG, verbose=Verbosity.verbose)
+    console.print(f"results in {done.runs.root}", soft_wrap=True)
+    table = Table(title=f"{request.benchmark} {request.scenario} on {prepared.system.id}")
+    for column in ("test", "result", "metric", "logs"):
+        table.add_column(column)
+    for t in done.report.tests:
+        if t.accuracy is not None:
+            a = t.accuracy
+            result = "[green]PASS[/green]" if a.passed else "[red]FAIL[/red]"
+            metric = f"{a.metric} = {a.value:.4f}"
+        else:
+            s = t.summary
+            result = "[green]VALID[/green]" if s.valid else "[red]INVALID[/red]"
+            metric = f"{s.metric_name}: {s.metric:,.2f}" if s.metric is not None else ""
+        table.add_row(t.name, result, metric, str(t.directory.relative_to(done.runs.root)))
+    console.print(table)
+    if prepared.settings.overridden:
+        console.print("[yellow]overridden, so not a valid submission run:[/yellow] "
+                      + "; ".join(prepared.settings.overridden))
+    console.print("[bold]verification[/bold] (compliance/<TEST>/verify_*.txt)")
+    _print_verdicts(done.verdicts)
+    if not done.passed:
+        raise typer.Exit(code=1)
 
 
 @app.command("verify")
@@ -42,7 +104,7 @@ def verify_command(
     """Verify the compliance runs of one benchmark and scenario and write verify_*.txt."""
     from raybench.config.names import check_benchmark, check_scenario
     from raybench.errors import ConfigError
-    from raybench.submission.layout import ScenarioRuns
+    from raybench.run.layout import ScenarioRuns
     from raybench.submission.verify import verify_compliance
 
     runs = ScenarioRuns.at(results, system, check_benchmark(benchmark), check_scenario(scenario))

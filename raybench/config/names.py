@@ -1,4 +1,5 @@
-"""The names raybench accepts: benchmarks, scenarios, modes, engines, transports.
+"""The names raybench accepts: benchmarks, scenarios, modes, engines, transports,
+compliance tests.
 
 Each is a :class:`~enum.StrEnum` (members are their string values) that also accepts
 any capitalisation of a name, as users type them (``offline``, ``server``).
@@ -89,9 +90,20 @@ class TransportName(_Name):
     CALLS = "calls"  # Ray actor calls
 
 
+class AuditTestName(_Name):
+    """MLPerf compliance (audit) tests; their settings are rules data
+    (``rules/<round>-submission.yaml``), which may name only these."""
+
+    TEST01 = "TEST01"
+    TEST04_A = "TEST04-A"
+    TEST04_B = "TEST04-B"
+    TEST05 = "TEST05"
+
+
 BENCHMARKS = tuple(b.value for b in BenchmarkId)
 SCENARIOS = tuple(s.value for s in Scenario)
 MODES = tuple(m.value for m in Mode)
+AUDIT_TESTS = tuple(t.value for t in AuditTestName)
 
 
 def model_of(benchmark: str) -> str:

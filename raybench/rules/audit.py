@@ -6,6 +6,13 @@ in ``mlperf_log_detail.txt``. LoadGen >= 2 reads only some keys from that file (
 seeds TEST05 changes), so a run writes :func:`audit_config_text` where LoadGen reads it
 *and* applies the same entries to its TestSettings with :func:`apply_audit`: both come from
 one parse of the same text, so they cannot disagree.
+
+One difference of LoadGen >= 2 is undone: LoadGen 1.0 made the Offline query of TEST04-B
+the performance sample count P long (the same sample P times, as TEST04-A issues P unique
+samples), while LoadGen >= 2 repeats the sample for the whole run. A P-sample run and a
+full-length run differ by the fixed costs of a run, not by caching, so :func:`apply_audit`
+gives TEST04-B in Offline v1.0's query (min_query_count P and no minimum duration, which
+makes LoadGen's Offline query exactly P samples).
 """
 
 from __future__ import annotations
@@ -72,4 +79,7 @@ def apply_audit(settings, test: str, rules: SubmissionRules | None = None):
     """
     values = {**settings.values,
               **audit_settings(test, settings.benchmark, settings.scenario, rules)}
+    if settings.scenario == "Offline" and values.get("performance_issue_same"):
+        values.update(min_query_count=values["performance_sample_count_override"],
+                      min_duration_ms=0)  # LoadGen 1.0's query: the sample P times
     return replace(settings, mode=values["mode"], values=values)

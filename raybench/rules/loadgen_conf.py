@@ -283,16 +283,19 @@ def apply_conf(settings, conf: LoadGenConf, total_count: Optional[int] = None):
             rule_conf[key] = entry.value
             if key in user_conf:  # user.conf wins, as in LoadGen
                 continue
-        else:
-            user_conf[key] = entry.value
+        capped = (attr == "performance_sample_count_override" and total_count is not None
+                  and value > total_count)
+        effective = total_count if capped else entry.value
+        if conf.kind == "user":
+            user_conf[key] = effective
         if attr:
-            if attr == "performance_sample_count_override" and total_count:
-                value = min(value, total_count)
-            values[attr] = value
+            values[attr] = total_count if capped else value
         spec = KEYS[key]
         rule = settings.rule_conf.get(key, spec.default)
         overridden = [o for o in overridden if not o.startswith(f"{key}:")]
-        if _breaks_rule(spec, rule, entry.value):
-            overridden.append(f"{key}: {rule} -> {entry.value} ({conf.path}:{entry.line})")
+        if _breaks_rule(spec, rule, effective):
+            why = f"{conf.path}:{entry.line}" + (
+                f" asks {entry.value}; the dataset has {total_count} samples" if capped else "")
+            overridden.append(f"{key}: {rule} -> {effective} ({why})")
     return replace(settings, values=values, rule_conf=rule_conf, user_conf=user_conf,
                    overridden=overridden)

@@ -8,7 +8,7 @@ and the overrides) beside the results.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
 from pydantic import Field
@@ -76,6 +76,9 @@ def build_settings(
 ) -> EffectiveSettings:
     """Assemble the TestSettings of one test.
 
+    A dataset smaller than the round's performance sample count caps it, recorded as
+    overridden: a run on it is not a submission run.
+
     Args:
         rules: The round's rules.
         benchmark: Benchmark id.
@@ -83,13 +86,12 @@ def build_settings(
         mode: 'PerformanceOnly' or 'AccuracyOnly'.
         harness: The system's settings for this benchmark and scenario.
         total_count: Samples in the dataset (bounds the performance sample count).
-        overrides: Command-line overrides.
+        overrides: Command-line overrides (see :func:`apply_overrides`).
 
     Raises:
         ConfigError: The scenario is not in the round for this model, or the system
             lacks a value the scenario needs.
     """
-    overrides = overrides or Overrides()
     model = model_of(benchmark)
     model_rule = rules.model(model)
     scen_rule = rules.check_scenario(model, scenario)
@@ -119,28 +121,11 @@ def build_settings(
         user_conf["samples_per_query"] = harness.multi_stream_samples_per_query or DEFAULT_SAMPLES_PER_QUERY
 
     overridden: list[str] = []
-
-    def override(key: str, value: Any) -> None:
-        overridden.append(f"{key}: {user_conf.get(key, rule_conf.get(key))} -> {value}")
-        user_conf[key] = value
-
-    if overrides.duration is not None:
-        override("min_duration", int(overrides.duration * 1000))
-    if overrides.queries is not None:
-        override("min_query_count", overrides.queries)
-    if overrides.performance_sample_count is not None:
-        override("performance_sample_count_override", overrides.performance_sample_count)
-    if overrides.target_qps is not None:
-        if scenario in ("Server", "Offline"):
-            override("target_qps", overrides.target_qps)
-        elif scenario == "SingleStream":
-            override("target_latency", 1000.0 / overrides.target_qps)
-        else:
-            raise ConfigError("--target-qps does not apply to MultiStream (use --samples-per-query)")
-    if overrides.samples_per_query is not None:
-        if scenario != "MultiStream":
-            raise ConfigError(f"--samples-per-query applies to MultiStream only, not {scenario}")
-        override("samples_per_query", overrides.samples_per_query)
+    if total_count < model_rule.performance_sample_count:  # a stand-in or a partial dataset
+        user_conf["performance_sample_count_override"] = total_count
+        overridden.append(f"performance_sample_count_override: "
+                          f"{model_rule.performance_sample_count} -> {total_count} "
+                          f"(the dataset has {total_count} samples)")
 
     conf = {**rule_conf, **user_conf}
     values: dict[str, Any] = {
@@ -148,7 +133,7 @@ def build_settings(
         "mode": mode,
         "min_duration_ms": int(conf["min_duration"]),
         "min_query_count": int(conf["min_query_count"]),
-        "performance_sample_count_override": min(int(conf["performance_sample_count_override"]), total_count),
+        "performance_sample_count_override": int(conf["performance_sample_count_override"]),
         **{k: int(v) for k, v in rules.seeds.items()},
     }
     if scenario == "Server":
@@ -170,10 +155,58 @@ def build_settings(
             multi_stream_samples_per_query=int(conf["samples_per_query"]),
             multi_stream_target_latency_percentile=scen_rule.latency_percentile,
         )
-    return EffectiveSettings(
+    settings = EffectiveSettings(
         round=rules.round, benchmark=benchmark, scenario=scenario, mode=mode, values=values,
         rule_conf=rule_conf, user_conf=user_conf, overridden=overridden,
     )
+    return apply_overrides(settings, overrides or Overrides(), total_count)
+
+
+def apply_overrides(settings: EffectiveSettings, overrides: Overrides,
+                    total_count: int) -> EffectiveSettings:
+    """Apply command-line overrides on top of the settings (and of any config file applied
+    to them): each goes into ``user.conf`` and the TestSettings and is recorded as
+    ``key: rule -> value``, replacing an earlier record of the same key.
+
+    Raises:
+        ConfigError: An override that does not apply to the scenario.
+    """
+    from raybench.rules.loadgen_conf import setting_value
+
+    scenario = settings.scenario
+    values, user_conf = dict(settings.values), dict(settings.user_conf)
+    overridden = list(settings.overridden)
+
+    def override(key: str, value: Any) -> None:
+        nonlocal overridden
+        before = settings.rule_conf.get(key, settings.user_conf.get(key))
+        overridden = [o for o in overridden if not o.startswith(f"{key}:")]
+        overridden.append(f"{key}: {before} -> {value}")
+        user_conf[key] = value
+        attr, setting = setting_value(key, scenario, value)
+        if attr == "performance_sample_count_override":
+            setting = min(setting, total_count)
+        if attr:
+            values[attr] = setting
+
+    if overrides.duration is not None:
+        override("min_duration", int(overrides.duration * 1000))
+    if overrides.queries is not None:
+        override("min_query_count", overrides.queries)
+    if overrides.performance_sample_count is not None:
+        override("performance_sample_count_override", overrides.performance_sample_count)
+    if overrides.target_qps is not None:
+        if scenario in ("Server", "Offline"):
+            override("target_qps", overrides.target_qps)
+        elif scenario == "SingleStream":
+            override("target_latency", 1000.0 / overrides.target_qps)
+        else:
+            raise ConfigError("--target-qps does not apply to MultiStream (use --samples-per-query)")
+    if overrides.samples_per_query is not None:
+        if scenario != "MultiStream":
+            raise ConfigError(f"--samples-per-query applies to MultiStream only, not {scenario}")
+        override("samples_per_query", overrides.samples_per_query)
+    return replace(settings, values=values, user_conf=user_conf, overridden=overridden)
 
 
 def _need(value, name: str, benchmark: str, scenario: str):

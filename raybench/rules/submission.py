@@ -15,7 +15,7 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from raybench.config.models import Strict
-from raybench.config.names import BENCHMARKS, SCENARIOS, model_of
+from raybench.config.names import AUDIT_TESTS, BENCHMARKS, SCENARIOS, model_of
 from raybench.errors import ConfigError, choices
 from raybench.rules import RULES_DIR, DEFAULT_ROUND, load_rules
 
@@ -121,6 +121,8 @@ def _check(rules: SubmissionRules, where: str) -> None:
     """Cross-checks a typed model cannot express: names of models, benchmarks, scenarios."""
     models = set(load_rules(rules.round).models)
     for name, test in rules.audit.tests.items():
+        if name not in AUDIT_TESTS:
+            raise ConfigError(f"{where}: audit.tests: unknown test {choices(name, AUDIT_TESTS)}")
         for key, per_model in test.per_model.items():
             for model in per_model:
                 if model not in models:

@@ -1,9 +1,9 @@
 """One ``raybench run``: validate, place, run each LoadGen test, write its results.
 
 :func:`prepare` checks everything that can be checked without Ray (names, system, rules,
-model signature, dataset layout), so bad input fails in a second; :func:`execute` takes
-the results directory, starts or joins Ray, places the run and runs each LoadGen test
-in a fresh LoadGen actor.
+LoadGen config files, model signature, dataset layout), so bad input fails in a second;
+:func:`execute` takes the results directory, starts or joins Ray, places the run and runs
+each of its LoadGen tests (:class:`TestSpec`) in a fresh LoadGen actor.
 """
 
 from __future__ import annotations
@@ -29,7 +29,11 @@ from raybench.errors import ConfigError, Interrupted, RunError, error_line
 from raybench.results.accuracy import AccuracyResult
 from raybench.results.loadgen_log import ACCURACY_LOG, SUMMARY, Summary, parse_summary, read_accuracy_log
 from raybench.rules import load_rules
-from raybench.rules.settings import EffectiveSettings, build_settings
+from raybench.rules.audit import AUDIT_CONFIG, apply_audit, audit_config_text
+from raybench.rules.loadgen_conf import apply_conf, read_conf
+from raybench.rules.settings import EffectiveSettings, apply_overrides, build_settings
+from raybench.rules.submission import load_submission_rules
+from raybench.run.layout import ACCURACY, PERFORMANCE_RUN, compliance_dir
 from raybench.run.outputs import ResultDir, os_error_line
 from raybench.run.placement import Placement, RaySession, place, ray_session, run_namespace
 from raybench.run.record import RunRecord
@@ -39,6 +43,42 @@ log = logging.getLogger(__name__)
 
 PROGRESS_S = 0.5  # how often a progress callback is fed
 TUNABLE = ("batch_size", "batch_timeout_us", "max_inflight", "sim")
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One LoadGen test of a run: its mode and, for a compliance test, which one."""
+
+    __test__ = False  # not a pytest test class
+    mode: Mode  # AccuracyOnly or PerformanceOnly
+    audit: Optional[str] = None  # TEST01, TEST04-A, ...
+
+    @property
+    def name(self) -> str:
+        """The test as messages name it (``AccuracyOnly``, ``TEST01``)."""
+        return self.audit or self.mode.value
+
+    @property
+    def unit(self) -> Path:
+        """What the results directory writes whole: ``accuracy``, ``performance/run_1`` or,
+        for a compliance test, ``compliance/<TEST>`` (its verification files go with it)."""
+        if self.audit:
+            return compliance_dir(Path(), self.audit)
+        return Path(ACCURACY) if self.mode == Mode.ACCURACY else PERFORMANCE_RUN
+
+    @property
+    def logs(self) -> Path:
+        """Where LoadGen's logs go inside :attr:`unit`."""
+        return PERFORMANCE_RUN if self.audit else Path()
+
+
+def loadgen_tests(mode: Mode, audit: Optional[str] = None) -> list[TestSpec]:
+    """The LoadGen tests of a run in ``mode`` (SubmissionRun: accuracy, then performance)."""
+    if audit:
+        return [TestSpec(Mode.PERFORMANCE, audit)]
+    if mode == Mode.SUBMISSION:
+        return [TestSpec(Mode.ACCURACY), TestSpec(Mode.PERFORMANCE)]
+    return [TestSpec(mode)]
 
 
 @dataclass
@@ -57,6 +97,7 @@ class Prepared:
     model: Optional[Path]
     data_dir: Optional[Path]
     total_count: int
+    tests: list[TestSpec] = field(default_factory=list)
 
     @property
     def result_dir(self) -> Path:
@@ -74,6 +115,12 @@ class TestReport:
     summary: Optional[Summary]
     outcome: LoadGenOutcome
     accuracy: Optional[AccuracyResult] = None
+    audit: Optional[str] = None  # the compliance test, if it is one
+
+    @property
+    def name(self) -> str:
+        """The test as messages name it (``AccuracyOnly``, ``TEST01``)."""
+        return self.audit or self.mode
 
 
 @dataclass
@@ -88,6 +135,15 @@ class RunReport:
     def submittable(self) -> bool:
         """True when no rule was overridden."""
         return not self.prepared.settings.overridden
+
+
+def settings_of(prepared: Prepared, test: TestSpec) -> EffectiveSettings:
+    """The TestSettings of one of the run's tests (a compliance test's with its audit entries)."""
+    settings = prepared.settings.with_mode(test.mode.value)
+    if test.audit:
+        rules = load_submission_rules(prepared.request.rules_round)
+        settings = apply_audit(settings, test.audit, rules)
+    return settings
 
 
 def _resolve_system(request: RunRequest) -> tuple[System, str]:
@@ -109,7 +165,11 @@ def prepare(request: RunRequest) -> Prepared:
     engine_cls = engine_class(request.engine)
     if request.address is None and "RAY_ADDRESS" not in os.environ:  # engines run here
         check_available(request.engine)
-    mode = request.mode or (Mode.SUBMISSION if engine_cls.needs_data else Mode.PERFORMANCE)
+    mode = request.mode or (Mode.SUBMISSION if engine_cls.needs_data and not request.audit
+                            else Mode.PERFORMANCE)
+    if request.audit and mode != Mode.PERFORMANCE:
+        raise ConfigError(f"--audit {request.audit.value} is a PerformanceOnly test; drop "
+                          f"--mode {mode.value}")
     if mode != Mode.PERFORMANCE and not engine_cls.needs_data:
         raise ConfigError(f"engine {request.engine.value!r} produces no outputs, so mode "
                           f"{mode.value!r} cannot measure accuracy (allowed: PerformanceOnly)")
@@ -118,6 +178,15 @@ def prepare(request: RunRequest) -> Prepared:
                           "drop --duration/--queries")
     rules = load_rules(request.rules_round)
     rules.check_scenario(model_of(request.benchmark), request.scenario)
+    if request.audit:
+        applicable = load_submission_rules(request.rules_round).applicable_tests(
+            request.benchmark, request.scenario)
+        if request.audit not in applicable:
+            raise ConfigError(f"--audit {request.audit.value} does not apply to "
+                              f"{request.benchmark} {request.scenario} (applicable: "
+                              f"{', '.join(applicable)})")
+    confs = [read_conf(path, kind) for path, kind in
+             ((request.mlperf_conf, "mlperf"), (request.user_conf, "user")) if path is not None]
     benchmark = get_benchmark(request.benchmark)
     system, note = _resolve_system(request)
     harness = system.harness(request.benchmark, request.scenario)
@@ -136,13 +205,16 @@ def prepare(request: RunRequest) -> Prepared:
     else:
         total = rules.model(model_of(request.benchmark)).performance_sample_count
     settings = build_settings(rules, request.benchmark, request.scenario, mode.value, harness,
-                              total, request.overrides())
+                              total)
+    for conf in confs:  # mlperf.conf, then user.conf, as LoadGen reads them
+        settings = apply_conf(settings, conf, total)
+    settings = apply_overrides(settings, request.overrides(), total)  # the command line wins
     engines = request.engines or system.engines(os.cpu_count() or 1)
     if request.engines and system.accelerator_count and request.engines > system.accelerator_count:
         raise ConfigError(f"--engines {request.engines} exceeds the {system.accelerator_count} "
                           f"GPUs of system {system.id!r}")
     return Prepared(request, system, note, benchmark, mode, harness, settings, tuned, engines,
-                    model, data_dir, total)
+                    model, data_dir, total, loadgen_tests(mode, request.audit))
 
 
 def _model_and_data(request: RunRequest, benchmark: Benchmark) -> tuple[Path, Path]:
@@ -250,12 +322,10 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
                     raise RunError(f"engine actors failed to start: {error_line(exc)}") from None
                 if on_ready:
                     on_ready(placement.engines)
-                modes = ([Mode.ACCURACY, Mode.PERFORMANCE] if prepared.mode == Mode.SUBMISSION
-                         else [prepared.mode])
-                for mode in modes:
-                    doing = (f"during the {mode.value} test of {label}; LoadGen's partial logs: "
-                             f"{results.partial_dir(_test_name(mode))}")
-                    report.tests.append(_run_test(prepared, mode, placement, results,
+                for test in prepared.tests:
+                    doing = (f"during the {test.name} test of {label}; LoadGen's partial logs: "
+                             f"{results.partial_dir(str(test.unit))}")
+                    report.tests.append(_run_test(prepared, test, placement, results,
                                                   on_progress, report.engine_info))
                 doing = "after the run; its results are complete"
             finally:
@@ -268,31 +338,38 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
     return report
 
 
-def _test_name(mode: Mode) -> str:
-    return "accuracy" if mode == Mode.ACCURACY else "performance/run_1"
-
-
-def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: ResultDir,
+def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results: ResultDir,
               on_progress: Optional[Callable] = None,
               engine_info: Optional[list[dict]] = None) -> TestReport:
     import ray
 
-    name = _test_name(mode)
-    partial = results.start_test(name)
-    settings = prepared.settings.with_mode(mode.value)
+    unit = str(test.unit)
+    partial = results.start_test(unit)
+    logs = partial / test.logs
+    logs.mkdir(parents=True, exist_ok=True)
+    settings = settings_of(prepared, test)
+    audit_config = None
+    if test.audit:  # where LoadGen reads it, and kept beside the logs
+        audit_config = logs / AUDIT_CONFIG
+        audit_config.write_text(audit_config_text(test.audit, prepared.request.benchmark))
     h = prepared.harness
-    run_label = f"{prepared.system.id}/{prepared.request.benchmark}/{prepared.request.scenario}/{name}"
+    run_label = (f"{prepared.system.id}/{prepared.request.benchmark}/"
+                 f"{prepared.request.scenario}/{test.unit / test.logs}")
     lanes = _streams(prepared)  # one lane per inference stream
     asked = prepared.request.transport
     plan = LoadGenPlan(
-        values=settings.values, log_dir=str(partial.resolve()), total_count=prepared.total_count,
+        values=settings.values, log_dir=str(logs.resolve()), total_count=prepared.total_count,
         performance_count=settings.values["performance_sample_count_override"],
         batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
         max_inflight=max(h.max_inflight, lanes),
         transport=asked.value if asked else AUTO, lanes=lanes,
-        want_outputs=mode == Mode.ACCURACY, track_ids=prepared.request.track_ids,
+        # TEST01 logs sampled responses of a performance run: they must be real outputs
+        want_outputs=(test.mode == Mode.ACCURACY
+                      or settings.values.get("accuracy_log_sampling_target", 0) > 0),
+        track_ids=prepared.request.track_ids,
         run_label=run_label,
         engine_info=engine_info or [],
+        audit_config=str(audit_config.resolve()) if audit_config else None,
     )
     actor = placement.loadgen_actor(name=run_label)
     kept = f"LoadGen's partial logs: {partial}"
@@ -304,20 +381,21 @@ def _run_test(prepared: Prepared, mode: Mode, placement: Placement, results: Res
                 on_progress(snapshot)
         outcome = ray.get(ref)
     except ray.exceptions.RayError as exc:
-        raise RunError(f"{mode.value} test failed: {error_line(exc)}; {kept}") from None
+        raise RunError(f"{test.name} test failed: {error_line(exc)}; {kept}") from None
     finally:
         ray.kill(actor)
     if outcome.fatal or outcome.drained_error:
-        raise RunError(f"{mode.value} test failed: {outcome.fatal or outcome.drained_error}; "
+        raise RunError(f"{test.name} test failed: {outcome.fatal or outcome.drained_error}; "
                        f"{kept}")
     try:
-        _write_settings(prepared, settings, outcome, partial)
-        accuracy = _accuracy(prepared, partial) if mode == Mode.ACCURACY else None
+        _write_settings(prepared, test, settings, outcome, logs)
+        accuracy = _accuracy(prepared, logs) if test.mode == Mode.ACCURACY else None
     except OSError as exc:  # a full disk: a write names no file, so name the directory
-        raise RunError(f"cannot write results: {os_error_line(exc, partial)}; "
+        raise RunError(f"cannot write results: {os_error_line(exc, logs)}; "
                        f"{kept}") from None
-    summary = parse_summary(partial / SUMMARY)
-    return TestReport(mode.value, results.finish_test(name), summary, outcome, accuracy)
+    summary = parse_summary(logs / SUMMARY)
+    final = results.finish_test(unit) / test.logs
+    return TestReport(test.mode.value, final, summary, outcome, accuracy, test.audit)
 
 
 def _accuracy(prepared: Prepared, directory: Path) -> AccuracyResult:
@@ -331,8 +409,8 @@ def _accuracy(prepared: Prepared, directory: Path) -> AccuracyResult:
     return result
 
 
-def _write_settings(prepared: Prepared, settings: EffectiveSettings, outcome: LoadGenOutcome,
-                    directory: Path) -> None:
+def _write_settings(prepared: Prepared, test: TestSpec, settings: EffectiveSettings,
+                    outcome: LoadGenOutcome, directory: Path) -> None:
     (directory / "mlperf.conf").write_text(settings.conf_text("rules"))
     (directory / "user.conf").write_text(settings.conf_text("user"))
     RunRecord(
@@ -340,7 +418,7 @@ def _write_settings(prepared: Prepared, settings: EffectiveSettings, outcome: Lo
         harness=prepared.harness, tuned=prepared.tuned, rules_round=settings.round,
         test_settings=settings.values, overridden=settings.overridden,
         submittable=not settings.overridden, model=prepared.model,
-        data_dir=prepared.data_dir, harness_outcome=outcome,
+        data_dir=prepared.data_dir, audit=test.audit, harness_outcome=outcome,
     ).write(directory)
 
 

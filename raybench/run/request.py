@@ -16,7 +16,8 @@ from typing import Optional
 from pydantic import Field
 
 from raybench.config.models import SimLatency, Strict
-from raybench.config.names import BenchmarkId, EngineName, Mode, Scenario, TransportName
+from raybench.config.names import (AuditTestName, BenchmarkId, EngineName, Mode, Scenario,
+                                    TransportName)
 from raybench.rules.settings import Overrides
 
 QUICK_DURATION_S = 10.0  # the minimum duration of a run that is not --official
@@ -42,7 +43,7 @@ class RunRequest(Strict):
     scenario: Scenario = _field(Scenario.OFFLINE, "LoadGen scenario.", WHAT)
     mode: Optional[Mode] = _field(
         None, "What to measure (default: SubmissionRun, i.e. accuracy then performance; "
-        "PerformanceOnly for null/sim engines).", WHAT)
+        "PerformanceOnly for null/sim engines and --audit).", WHAT)
     engine: EngineName = _field(EngineName.ONNXRUNTIME, "Inference engine.", WHAT)
     system: Optional[str] = _field(None, "System id from `raybench systems list` "
                                    "(default: detected).", WHAT)
@@ -64,6 +65,15 @@ class RunRequest(Strict):
                                          allow_inf_nan=False)
     samples_per_query: Optional[int] = _field(None, "MultiStream samples per query.", RULES,
                                               ge=1, le=MAX_COUNT)
+    mlperf_conf: Optional[Path] = _field(
+        None, "A LoadGen mlperf.conf applied on top of the round's rules (where the system "
+        "and user.conf set no value).", RULES)
+    user_conf: Optional[Path] = _field(
+        None, "A LoadGen user.conf applied on top of the system's values (without "
+        "--duration/--queries, its values or the rules' set the run's length).", RULES)
+    audit: Optional[AuditTestName] = _field(
+        None, "Run this compliance test (PerformanceOnly, with its audit.config) into "
+        "compliance/<TEST>/ beside the submission run.", RULES)
 
     batch_size: Optional[int] = _field(None, "Largest batch an engine runs.", TUNING, ge=1)
     batch_timeout_us: Optional[int] = _field(None, "Server: longest a sample waits for its "
@@ -98,10 +108,16 @@ class RunRequest(Strict):
     rules_round: str = _field("v1.0", "MLPerf round whose rules apply.", RULES, cli=False)
 
     def overrides(self) -> Overrides:
-        """The request's changes to the round's rules and the system's targets."""
+        """The request's changes to the round's rules and the system's targets.
+
+        A quick run (neither --official nor a user.conf) lasts ``QUICK_DURATION_S`` and
+        one query unless --duration/--queries say otherwise; with a user.conf, as in
+        LoadGen, its values (or the rules') apply unless --duration/--queries are given.
+        """
+        quick = not self.official and self.user_conf is None
         return Overrides(
-            duration=None if self.official else (self.duration or QUICK_DURATION_S),
-            queries=None if self.official else (self.queries or 1),
+            duration=self.duration or (QUICK_DURATION_S if quick else None),
+            queries=self.queries or (1 if quick else None),
             target_qps=self.target_qps, samples_per_query=self.samples_per_query,
         )
 

@@ -31,11 +31,11 @@ from raybench.results.accuracy import ACCURACY_TXT
 from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, read_detail
 from raybench.rules import load_rules
 from raybench.rules.submission import SubmissionRules, load_submission_rules
+from raybench.run.layout import (ACCURACY, BASELINE_ACCURACY, COMPLIANCE_ACCURACY,
+                                 PERFORMANCE_RUN, VERIFY_ACCURACY, VERIFY_PERFORMANCE)
+from raybench.run.record import RunRecord
 from raybench.submission.accuracy_log import hash_in
-from raybench.submission.layout import (ACCURACY, BASELINE_ACCURACY, COMPLIANCE_ACCURACY,
-                                        PERFORMANCE_RUN, VERIFY_ACCURACY, VERIFY_PERFORMANCE)
 from raybench.submission.tree import RUNS_JSON
-from raybench.submission.record import RunRecord, record_from
 from raybench.submission.verify import (DATA_DIFFER, PASS, SCORES, accuracy_passed,
                                         audit_mismatches)
 
@@ -194,7 +194,14 @@ class _Checker:
         except json.JSONDecodeError as exc:
             self.gap("missing-file", path, f"not valid JSON ({exc.msg})")
             return {}
-        return {name: record_from(doc) if doc else None for name, doc in docs.items()}
+        records = {}
+        for name, doc in docs.items():
+            try:
+                records[name] = RunRecord.from_json(doc, name) if doc else None
+            except DataError as exc:
+                self.gap("missing-file", path, str(exc))
+                records[name] = None
+        return records
 
     def detail(self, run: Path):
         try:

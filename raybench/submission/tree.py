@@ -38,11 +38,11 @@ from raybench.errors import ConfigError
 from raybench.results.accuracy import ACCURACY_TXT
 from raybench.results.loadgen_log import ACCURACY_LOG
 from raybench.rules.submission import SubmissionRules, load_submission_rules
+from raybench.run.layout import (ACCURACY, BASELINE_ACCURACY, COMPLIANCE_ACCURACY,
+                                 PERFORMANCE_RUN, VERIFY_ACCURACY, VERIFY_PERFORMANCE,
+                                 ScenarioRuns)
+from raybench.run.record import RunRecord
 from raybench.submission.accuracy_log import seal_accuracy_log
-from raybench.submission.layout import (ACCURACY, BASELINE_ACCURACY, COMPLIANCE_ACCURACY,
-                                        PERFORMANCE_RUN, VERIFY_ACCURACY, VERIFY_PERFORMANCE,
-                                        ScenarioRuns)
-from raybench.submission.record import RunRecord, read_record
 from raybench.submission.verify import Verdict, verify_compliance
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,7 @@ def _implementation(record: Optional[RunRecord], benchmark: str) -> dict:
         none = f"none ({record.engine} engine: no model is run)"
         return {"input_data_types": none, "retraining": "N", "starting_weights_filename": none,
                 "weight_data_types": none, "weight_transformations": none}
-    precision = record.precision if record else ""
+    precision = record.harness.precision if record else ""
     name = Path(record.model).name if record and record.model else ""
     try:
         name = name or get_benchmark(benchmark).model_filename
@@ -147,7 +147,7 @@ def _implementation(record: Optional[RunRecord], benchmark: str) -> dict:
         name += " (raybench's generated stand-in, not the MLPerf reference weights)"
     transformations = {"fp32": "none", "fp16": "fp16 conversion", "int8": "int8 quantization"}
     return {
-        "input_data_types": record.input_dtype if record else "",
+        "input_data_types": record.harness.input_dtype if record else "",
         "retraining": "N",
         "starting_weights_filename": name,
         "weight_data_types": precision,
@@ -159,13 +159,19 @@ def _readme(runs: ScenarioRuns, records: dict[str, Optional[RunRecord]], notes: 
             version: str) -> str:
     perf = records.get("performance")
     lines = [f"# {runs.benchmark} {runs.scenario} on {runs.system}", "",
-             f"Produced by {version}. Each LoadGen test is one `raybench run`; the settings "
-             "of every run (the request, the resolved harness settings, the exact LoadGen "
-             f"TestSettings and any overridden rule) are in `{RUNS_JSON}`.", "",
-             "To reproduce:", "", "```",
-             f"raybench run --benchmark {runs.benchmark} --scenario {runs.scenario} "
-             f"--system {runs.system}" + (f" --engine {perf.engine}" if perf else "")
-             + " --official",
+             f"Produced by {version}. The accuracy and performance runs and every compliance "
+             "test ran as LoadGen tests of one `raybench submission compliance` (each can be "
+             "run alone with `raybench run`, a compliance test with `--audit TEST`); the "
+             "settings of every run (the request, the resolved harness settings, the exact "
+             f"LoadGen TestSettings and any overridden rule) are in `{RUNS_JSON}`.", "",
+             "To reproduce, in this directory (`mlperf.conf` holds the round's rules, "
+             "`user.conf` the system's values and any override; with `--official` instead "
+             "of the two files, the run has the round's rules and the system's values):", "",
+             "```",
+             f"raybench submission compliance --benchmark {runs.benchmark} --scenario "
+             f"{runs.scenario} --system {runs.system}"
+             + (f" --engine {perf.engine}" if perf else "")
+             + " --mlperf-conf mlperf.conf --user-conf user.conf --output RESULTS",
              f"raybench submission assemble RESULTS --system {runs.system} --out SUBMISSION",
              "```"]
     if notes:
@@ -177,8 +183,9 @@ def _scenario(runs: ScenarioRuns, tree_id: str, stage: Path, rules: SubmissionRu
               data_dir: Optional[Path], version: str) -> AssembledScenario:
     done = AssembledScenario(runs.benchmark, runs.scenario)
     tests = rules.applicable_tests(runs.benchmark, runs.scenario)
-    records = {"performance": read_record(runs.performance), "accuracy": read_record(runs.accuracy)}
-    records.update({t: read_record(runs.compliance_run(t)) for t in tests})
+    records = {"performance": RunRecord.find(runs.performance),
+               "accuracy": RunRecord.find(runs.accuracy)}
+    records.update({t: RunRecord.find(runs.compliance_run(t)) for t in tests})
     done.verdicts = verify_compliance(runs, data_dir, rules)
 
     where = Path(tree_id) / runs.benchmark / runs.scenario
@@ -202,8 +209,8 @@ def _scenario(runs: ScenarioRuns, tree_id: str, stage: Path, rules: SubmissionRu
     (measurements / f"{tree_id}_{runs.scenario}.json").write_text(
         json.dumps(_implementation(perf or records["accuracy"], runs.benchmark), indent=4) + "\n")
     (measurements / RUNS_JSON).write_text(json.dumps(
-        {name: record.doc if record else None for name, record in records.items()},
-        indent=2, default=str) + "\n")
+        {name: record.model_dump(mode="json") if record else None
+         for name, record in records.items()}, indent=2) + "\n")
     (measurements / "README.md").write_text(_readme(runs, records, done.notes, version))
 
     results = stage / "results" / where

@@ -30,9 +30,9 @@ from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, read_detail, read
 from raybench.rules import load_rules
 from raybench.rules.audit import audit_settings
 from raybench.rules.submission import SubmissionRules, load_submission_rules
-from raybench.submission.layout import (BASELINE_ACCURACY, COMPLIANCE_ACCURACY, VERIFY_ACCURACY,
-                                        VERIFY_PERFORMANCE, ScenarioRuns)
-from raybench.submission.record import read_record
+from raybench.run.layout import (BASELINE_ACCURACY, COMPLIANCE_ACCURACY, VERIFY_ACCURACY,
+                                 VERIFY_PERFORMANCE, ScenarioRuns)
+from raybench.run.record import RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class Verdict:
     passed: bool
     lines: list[str]
     extra: dict[str, str] = field(default_factory=dict)  # accuracy/<name> -> text
+    no_outputs: bool = False  # cannot be verified: the run's engine produces no outputs
 
     @property
     def text(self) -> str:
@@ -175,7 +176,7 @@ def verify_same_sample(a_dir: Path, b_dir: Path, benchmark: str,
 
 
 def _run_data_dir(run_dir: Path) -> Optional[Path]:
-    record = read_record(run_dir)
+    record = RunRecord.find(run_dir)
     return Path(record.data_dir) if record and record.data_dir else None
 
 
@@ -308,8 +309,8 @@ def verify_compliance(runs: ScenarioRuns, data_dir: Optional[Path] = None,
             checks = [(VERIFY_PERFORMANCE, lambda: verify_performance(
                 runs.performance, run, test, runs.benchmark, rules))]
             if spec.verify == "accuracy-and-performance":
-                checks.append((VERIFY_ACCURACY, lambda: verify_accuracy(
-                    runs.accuracy, run, runs.benchmark, data_dir, rules)))
+                checks.append((VERIFY_ACCURACY, lambda: _without_outputs(test, run) or
+                               verify_accuracy(runs.accuracy, run, runs.benchmark, data_dir, rules)))
         for name, check in checks:
             try:
                 verdicts.append(check())
@@ -318,6 +319,18 @@ def verify_compliance(runs: ScenarioRuns, data_dir: Optional[Path] = None,
     for verdict in verdicts:
         write_verdict(runs.compliance(verdict.test), verdict)
     return verdicts
+
+
+def _without_outputs(test: str, run: Path) -> Optional[Verdict]:
+    """The verdict of an accuracy check on a run whose engine produces no outputs, or None."""
+    record = RunRecord.find(run)
+    if record is None or record.has_outputs:
+        return None
+    return Verdict(test, VERIFY_ACCURACY, False, [
+        "Verifying accuracy.",
+        f"TEST FAIL: not verifiable: the {record.engine} engine produces no outputs, so there "
+        "is no accuracy run and the sampled responses carry no data (performance only)"],
+        no_outputs=True)
 
 
 def _failed(test: str, file: str, why: str) -> Verdict:

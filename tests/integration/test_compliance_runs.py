@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from raybench.results.loadgen_log import DETAIL, read_detail
-from raybench.submission.layout import VERIFY_PERFORMANCE, ScenarioRuns
+from raybench.run.layout import VERIFY_PERFORMANCE, ScenarioRuns
 from raybench.submission.verify import (PASS, audit_mismatches, verify_compliance,
                                         verify_performance, verify_same_sample)
 from tests.loadgen_bare import SAMPLE_US, bare_run, sut_settings

@@ -22,7 +22,7 @@ from raybench.results.accuracy import AccuracyResult
 from raybench.results.loadgen_log import ACCURACY_LOG, DETAIL, SUMMARY, read_accuracy_log
 from raybench.rules import load_rules
 from raybench.submission.check import check_tree
-from raybench.submission.layout import ScenarioRuns
+from raybench.run.layout import ScenarioRuns
 from raybench.submission.tree import RUNS_JSON, assemble
 from raybench.submission.verify import ACCURACY_CHECK_PASS, PASS, verify_accuracy
 from tests.loadgen_bare import SAMPLE_US, bare_run, sut_settings
@@ -150,7 +150,8 @@ def test_good_tree_has_the_official_layout_and_only_short_run_gaps(good, good_tr
     assert {g.kind for g in report.gaps} == {"overridden", "rules"}, [str(g) for g in report.gaps]
     overridden = [g.message for g in report.gaps if g.kind == "overridden"]
     assert overridden == ["accuracy run made with overridden rules, not a submission run: "
-                          "min_duration: 600000 -> 1000; min_query_count: 24576 -> 1"]
+                          "performance_sample_count_override: 1024 -> 256 (the dataset has 256 "
+                          "samples); min_duration: 600000 -> 1000; min_query_count: 24576 -> 1"]
     (rules_gap,) = [g for g in report.gaps if g.kind == "rules"]  # the bare run has no record
     assert "min duration (ms) 1000 < 600000" in rules_gap.message
 
@@ -200,11 +201,15 @@ W = "cpu/resnet50/Offline"
     (lambda r: (r / f"compliance/{W}/TEST01/verify_accuracy.txt").unlink(),
      f"[compliance] open/raybench/compliance/{W}/TEST01/verify_accuracy.txt: TEST01: verify_accuracy.txt missing"),
     (lambda r: edit_json(r / f"measurements/{W}/{RUNS_JSON}",
-                         lambda d: d["TEST05"] is None and d.update(
-                             TEST05={"request": {"engine": "onnxruntime"}, "submittable": False,
-                                     "overridden": ["min_duration: 600000 -> 1000"]})),
+                         lambda d: d["TEST05"] is None and d.update(TEST05=dict(
+                             d["accuracy"], audit="TEST05", submittable=False,
+                             overridden=["min_duration: 600000 -> 1000"]))),
      f"[overridden] open/raybench/measurements/{W}/{RUNS_JSON}: TEST05 run made with overridden "
      "rules, not a submission run: min_duration: 600000 -> 1000"),
+    (lambda r: edit_json(r / f"measurements/{W}/{RUNS_JSON}",
+                         lambda d: d["accuracy"].update(engines="two")),
+     f"[missing-file] open/raybench/measurements/{W}/{RUNS_JSON}: accuracy: not a raybench "
+     "record (engines: Input should be a valid integer, unable to parse string as an integer)"),
 ])
 def test_checker_names_each_gap_in_the_tree(good_tree, tree_copy, edit, expected):
     _, root = tree_copy

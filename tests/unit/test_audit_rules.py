@@ -96,6 +96,17 @@ def test_apply_audit_keeps_the_runs_rules_and_overrides():
     assert base.values["qsl_rng_seed"] == 7322528924094909334  # the original is unchanged
 
 
+@pytest.mark.parametrize("scenario", ["Offline", "Server", "SingleStream"])
+def test_test04b_issues_p_samples_in_offline_as_loadgen_1_0_did(scenario):
+    base = settings(scenario, duration=2.0, queries=1, performance_sample_count=512)
+    a, b = apply_audit(base, "TEST04-A"), apply_audit(base, "TEST04-B")
+    assert a.values["min_duration_ms"] == 2000 and a.values["min_query_count"] == 1
+    if scenario == "Offline":  # LoadGen >= 2 would fill the whole run with the sample
+        assert (b.values["min_query_count"], b.values["min_duration_ms"]) == (512, 0)
+    else:  # Server/SingleStream: B runs the full duration, in v1.0 as now
+        assert (b.values["min_query_count"], b.values["min_duration_ms"]) == (1, 2000)
+
+
 def test_unknown_test_names_the_allowed_ones():
     with pytest.raises(ConfigError, match="'TEST02'.*TEST01, TEST04-A, TEST04-B, TEST05"):
         audit_config_text("TEST02", "resnet50")

@@ -110,9 +110,17 @@ def test_mlperf_conf_is_below_user_conf():
     assert "resnet50.Server.target_qps = 1.0" in applied.conf_text("rules")
 
 
-def test_performance_sample_count_is_bounded_by_the_dataset():
-    applied = apply_conf(settings(total=64), conf("*.*.performance_sample_count_override = 2048\n"), 64)
+def test_performance_sample_count_is_bounded_by_the_dataset_and_recorded():
+    small = settings(total=64)
+    assert small.overridden == [
+        "performance_sample_count_override: 1024 -> 64 (the dataset has 64 samples)"]
+    applied = apply_conf(small, conf("*.*.performance_sample_count_override = 2048\n"), 64)
     assert applied.values["performance_sample_count_override"] == 64
+    assert applied.overridden == ["performance_sample_count_override: 1024 -> 64 "
+                                  "(my.conf:1 asks 2048; the dataset has 64 samples)"]
+    assert "resnet50.Offline.performance_sample_count_override = 64" in applied.conf_text("user")
+    enough = apply_conf(settings(), conf("*.*.performance_sample_count_override = 2048\n"), 5000)
+    assert enough.values["performance_sample_count_override"] == 2048 and not enough.overridden
 
 
 @pytest.mark.parametrize("line,fragment", [

@@ -9,7 +9,7 @@ from raybench.config.models import HarnessSettings
 from raybench.config.names import BENCHMARKS, model_of
 from raybench.errors import ConfigError
 from raybench.rules import load_rules
-from raybench.rules.settings import Overrides, build_settings, to_test_settings
+from raybench.rules.settings import Overrides, apply_overrides, build_settings, to_test_settings
 
 RULES = load_rules("v1.0")
 HARNESS = HarnessSettings(batch_size=8, server_target_qps=100, offline_expected_qps=200,
@@ -63,8 +63,19 @@ def test_overrides_are_applied_and_reported():
     assert s.values["min_query_count"] == 7
     assert s.values["offline_expected_qps"] == 50.0
     assert s.values["performance_sample_count_override"] == 32  # bounded by the dataset
-    assert s.overridden == ["min_duration: 600000 -> 2500", "min_query_count: 24576 -> 7",
-                            "target_qps: 200.0 -> 50.0"]
+    assert s.overridden == [
+        "performance_sample_count_override: 10833 -> 32 (the dataset has 32 samples)",
+        "min_duration: 600000 -> 2500", "min_query_count: 24576 -> 7", "target_qps: 200.0 -> 50.0"]
+    assert "bert.Offline.performance_sample_count_override = 32" in s.conf_text("user")
+
+
+def test_a_later_override_replaces_an_earlier_record_of_its_key():
+    base = build_settings(RULES, "resnet50", "Offline", "PerformanceOnly", HARNESS, 50000,
+                          Overrides(duration=2.5))
+    again = apply_overrides(base, Overrides(duration=4), 50000)
+    assert again.values["min_duration_ms"] == 4000
+    assert again.overridden == ["min_duration: 600000 -> 4000"]
+    assert base.values["min_duration_ms"] == 2500  # left as it was
 
 
 def test_multistream_uses_the_systems_samples_per_query_and_the_v1_0_interval():

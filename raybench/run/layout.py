@@ -14,15 +14,16 @@
                                       accuracy run: baseline_accuracy.txt, compliance_accuracy.txt
 
 A compliance test directory has the shape of the submission tree's
-``compliance/<system>/<benchmark>/<scenario>/<TEST>/``, so assembling a tree is a copy.
+``compliance/<system>/<benchmark>/<scenario>/<TEST>/``, so assembling a tree is a copy. A
+run writes each test whole (:class:`~raybench.run.outputs.ResultDir`): ``accuracy``,
+``performance/run_1`` and, for a compliance test, its whole ``compliance/<TEST>`` (so a
+new run of the test takes its old verification files to ``history/`` with the old run).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from raybench.run.record import SETTINGS_JSON  # noqa: F401  (beside every run)
 
 PERFORMANCE_RUN = Path("performance") / "run_1"
 ACCURACY = "accuracy"
