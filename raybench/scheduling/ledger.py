@@ -19,6 +19,7 @@ class Batch:
     indices: list[int]
     engine: int
     attempt: int = 1
+    incident: int = 0  # the engine's incident number when it was sent (see Router)
 
 
 class Ledger:
@@ -51,9 +52,10 @@ class Ledger:
                 raise LedgerError(f"sample ids issued twice: {sorted(dupes)[:5]}")
             self._outstanding_ids.update(ids)
 
-    def open(self, ids: list[int], indices: list[int], engine: int, attempt: int = 1) -> Batch:
-        """Record a batch sent to ``engine``."""
-        batch = Batch(self._next_id, ids, indices, engine, attempt)
+    def open(self, ids: list[int], indices: list[int], engine: int, attempt: int = 1,
+             incident: int = 0) -> Batch:
+        """Record a batch sent to ``engine`` (in its incident ``incident``)."""
+        batch = Batch(self._next_id, ids, indices, engine, attempt, incident)
         self._next_id += 1
         self.open_batches[batch.batch_id] = batch
         return batch
