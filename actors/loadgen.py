@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 from raybench.actors.transport import choose_transport, open_transport
+from raybench.errors import RunError, error_line
 from raybench.scheduling.batcher import Batcher
 from raybench.scheduling.dispatcher import Dispatcher
 from raybench.scheduling.router import Router
@@ -29,7 +30,7 @@ from raybench.scheduling.router import Router
 log = logging.getLogger(__name__)
 
 NO_AUDIT_CONFIG = "raybench-no-audit.config"  # LoadGen applies ./audit.config if it exists
-RESTART_WAIT_S = 60.0  # longest a QSL call waits for an engine Ray is restarting
+RESTART_WAIT_S = 60.0  # longest a QSL load waits for an engine while none can be reached
 
 
 @dataclass
@@ -84,6 +85,8 @@ class Progress:
     completed: int
     inflight_batches: int
     queued: int
+    qsl_calls: int = 0  # QSL loads and unloads so far
+    in_qsl: bool = False  # one is under way
 
 
 class _EmptyResponses(threading.local):
@@ -139,6 +142,8 @@ class LoadGenActor:
         self.dispatcher: Optional[Dispatcher] = None
         self.plan: Optional[LoadGenPlan] = None
         self.start = 0.0
+        self.qsl_calls = 0  # QSL loads and unloads so far
+        self.in_qsl = False  # one is under way
 
     def progress(self) -> Optional[Progress]:
         """A snapshot of the running test, or None before it starts.
@@ -154,33 +159,71 @@ class LoadGenActor:
             min_duration_s=plan.values["min_duration_ms"] / 1000,
             received=d.ledger.received_count, completed=d.ledger.completed_count,
             inflight_batches=d.router.total_inflight(), queued=len(d.batcher),
+            qsl_calls=self.qsl_calls, in_qsl=self.in_qsl,
         )
 
-    def _broadcast(self, method: str, indices: list) -> None:
-        """A QSL load or unload, on every engine.
+    def _qsl(self, method: str, indices) -> None:
+        """LoadGen's QSL load or unload callback; never raises.
 
-        A call to an engine that Ray is restarting may fail at once with
-        ActorUnavailableError instead of waiting for it (more often when, as with compiled
-        graphs, this process sends the engine no actor calls per batch): that engine gets
-        the call again until it is back. Loads and unloads can be repeated safely.
+        An exception escaping into LoadGen ends the LoadGen actor's process with no word
+        of why: a load that fails (a bad sample file) ends the test instead, with the
+        reason in :attr:`Dispatcher.fatal`. Once the test is ending, loads do nothing.
+        """
+        dispatcher = self.dispatcher
+        if dispatcher is None or dispatcher.fatal is not None:
+            return
+        self.qsl_calls += 1
+        self.in_qsl = True
+        try:
+            self._broadcast(method, list(indices))
+        except Exception as exc:
+            what = "load" if method == "load_samples" else "unload"
+            dispatcher.abort(f"cannot {what} samples: {error_line(exc)}")
+        finally:
+            self.in_qsl = False
+
+    def _broadcast(self, method: str, indices: list) -> None:
+        """A QSL load or unload, on every engine not retired.
+
+        An engine that cannot be reached (dead, restarting, its connection lost) is left
+        out: a restarted engine has lost its samples anyway and reads those a batch needs
+        when it gets the batch (``Dataset.samples``). A load must reach one engine at
+        least; while none can be reached, those Ray is restarting get it again until
+        they are back. Loads and unloads can be repeated safely.
+
+        Raises:
+            RunError: An engine raised (a bad sample file, say), or no engine could
+                load the samples.
         """
         import ray
-        from ray.exceptions import ActorUnavailableError
+        from ray.exceptions import RayTaskError
 
-        engines, deadline = list(self.engines), time.monotonic() + RESTART_WAIT_S
-        while engines:
-            refs = [getattr(h, method).remote(indices) for h in engines]
-            again = []
-            for handle, ref in zip(engines, refs):
+        retired = self.dispatcher.router.retired
+        engines = [e for e in range(len(self.engines)) if e not in retired]
+        deadline = time.monotonic() + RESTART_WAIT_S
+        reached, missed = 0, {}
+        while True:
+            refs = [(e, getattr(self.engines[e], method).remote(indices)) for e in engines]
+            engines = []
+            for engine, ref in refs:
                 try:
                     ray.get(ref)
-                except ActorUnavailableError:
-                    if time.monotonic() > deadline:
-                        raise
-                    again.append(handle)
-            engines = again
-            if engines:
-                time.sleep(0.1)
+                    reached += 1
+                    missed.pop(engine, None)
+                except RayTaskError as exc:  # the engine raised: another would fail alike
+                    raise RunError(error_line(exc)) from None
+                except Exception as exc:  # not reached: it reloads on demand when back
+                    missed[engine] = f"{type(exc).__name__}: {error_line(exc)}"
+                    engines.append(engine)
+            if reached or method != "load_samples" or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        for engine, error in missed.items():
+            log.warning("engine %d missed a QSL %s of %d samples (it loads what a batch "
+                        "needs): %s", engine, method, len(indices), error)
+        if not reached and method == "load_samples":
+            raise RunError("no engine could be reached: " + "; ".join(
+                f"engine {e}: {error}" for e, error in missed.items()))
 
     def run(self, plan: LoadGenPlan) -> LoadGenOutcome:
         """Run one LoadGen test; blocks until LoadGen is done."""
@@ -203,8 +246,8 @@ class LoadGenActor:
                                 observer=observer, balance=scenario == "Offline")
 
         qsl = lg.ConstructQSL(plan.total_count, plan.performance_count,
-                              lambda idx: self._broadcast("load_samples", list(idx)),
-                              lambda idx: self._broadcast("unload_samples", list(idx)))
+                              lambda idx: self._qsl("load_samples", idx),
+                              lambda idx: self._qsl("unload_samples", idx))
         sut = lg.ConstructFastSUT(dispatcher.issue, dispatcher.flush)
         log_settings = lg.LogSettings()
         log_settings.log_output.outdir = plan.log_dir

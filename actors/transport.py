@@ -16,10 +16,12 @@ Two kinds of channel (:data:`TRANSPORTS`):
   lane) and still serves ordinary calls (QSL load and unload) meanwhile.
 * ``calls``: one Ray actor call per batch, ``ray.get`` per answer.
 
-A graph lane breaks when its engine actor dies: every batch it held fails with retry
-(the dispatcher sends them to other engines), the engine gets its batches by actor
-calls (while Ray restarts it they wait or fail, and failed ones are retried), and the
-lane's graph is compiled again, in the background, once the actor answers.
+An engine lost (its actor died; Ray restarts it) fails every batch it held with retry
+(the dispatcher sends them to other engines) and is waited for, in the background:
+the dispatcher sends it nothing until it answers again (``engine_down``, then
+``engine_back``, or ``engine_gone`` if Ray does not bring it back). A graph lane breaks
+when its engine actor dies: the engine gets its batches by actor calls once it is
+back, and the lane's graph is compiled again, in the background, once the actor answers.
 
 :class:`Lanes` holds all of this and knows nothing of Ray: channels come from the
 ``open_channel`` callable, so it is tested with fake channels.
@@ -79,6 +81,12 @@ class Sink(Protocol):
 
     def failed(self, batch_id: int, error: str, retry: bool) -> None: ...
 
+    def engine_down(self, engine: int) -> None: ...
+
+    def engine_back(self, engine: int) -> None: ...
+
+    def engine_gone(self, engine: int, error: str) -> None: ...
+
 
 def pack(indices: Sequence[int]) -> bytes:
     """Sample indices as the bytes an engine receives (int64, native order)."""
@@ -125,10 +133,13 @@ class Lanes:
         fallback: Opens the channel a broken lane's engine uses until the lane is open
             again (None: a lane never breaks; a lost engine only fails its batches).
         name: The transport's name, for logs and the outcome.
+        wait_alive: Returns once a lost engine answers again, raises if it will not
+            (None: a lost engine is not waited for; its failed batches go elsewhere).
     """
 
     def __init__(self, engines: int, lanes: int, open_channel: Callable[[int], Channel],
-                 fallback: Optional[Callable[[int], Channel]] = None, name: str = "lanes"):
+                 fallback: Optional[Callable[[int], Channel]] = None, name: str = "lanes",
+                 wait_alive: Optional[Callable[[int], None]] = None):
         if engines < 1 or lanes < 1:
             raise ValueError("need at least one engine and one lane")
         self.name = name
@@ -136,12 +147,15 @@ class Lanes:
         self.lanes_per_engine = lanes
         self.open_channel = open_channel
         self.fallback = fallback
+        self.wait_alive = wait_alive
         self.sink: Optional[Sink] = None
         self.fallback_batches = 0  # batches sent by the fallback while a lane was broken
         self.reopened = 0  # broken lanes opened again
         self.open_failures: list[str] = []
         self._lanes: list[list[_Lane]] = []
         self._fallbacks: dict[int, _Lane] = {}
+        self._waiting: set[int] = set()  # lost engines being waited for
+        self._gone: set[int] = set()  # lost engines that did not come back
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -227,6 +241,7 @@ class Lanes:
                 error, retry = f"{type(exc).__name__}: {error_line(exc)}", True
                 if lane.recoverable and channel is lane.channel:
                     self._break(lane, exc)
+                self._wait_for(lane.engine)
             with lane.lock:
                 lane.inflight -= 1
             if self._stopping:
@@ -236,7 +251,40 @@ class Lanes:
             else:
                 self.sink.failed(batch_id, error, retry)
 
-    # -- broken lanes ------------------------------------------------------------
+    # -- lost engines and broken lanes -------------------------------------------
+    def _wait_for(self, engine: int) -> None:
+        """A lost engine: the sink sends it nothing until it answers again (one waiter)."""
+        if self.wait_alive is None:
+            return
+        with self._lock:
+            if engine in self._waiting or engine in self._gone or self._stopping:
+                return
+            self._waiting.add(engine)
+        self.sink.engine_down(engine)
+        thread = threading.Thread(target=self._wait, args=(engine,), daemon=True,
+                                  name=f"raybench-wait-{engine}")
+        self._threads.append(thread)
+        thread.start()
+
+    def _wait(self, engine: int) -> None:
+        try:
+            self.wait_alive(engine)
+        except Exception as exc:
+            gone = f"{type(exc).__name__}: {error_line(exc)}"
+        else:
+            gone = None
+        with self._lock:
+            self._waiting.discard(engine)
+            if gone is not None:
+                self._gone.add(engine)
+            if self._stopping:
+                return
+        if gone is None:
+            log.info("engine %d is back", engine)
+            self.sink.engine_back(engine)
+        else:
+            self.sink.engine_gone(engine, gone)
+
     def _break(self, lane: _Lane, exc: BaseException) -> None:
         """Mark a lane broken and open it again in the background (once per break)."""
         with self._lock:
@@ -480,10 +528,13 @@ def open_transport(kind: str, handles: list, lanes: int, want_outputs: bool,
     def calls(engine: int) -> CallChannel:
         return CallChannel(handles[engine], want_outputs)
 
+    def wait_alive(engine: int) -> None:
+        _wait_alive(handles[engine])
+
     if kind == "calls":
-        return Lanes(len(handles), 1, calls, name="calls")
+        return Lanes(len(handles), 1, calls, name="calls", wait_alive=wait_alive)
     if kind != "graph":
         raise ValueError(f"unknown transport {kind!r} (allowed: {', '.join(TRANSPORTS)})")
     return Lanes(len(handles), lanes,
                  lambda engine: GraphChannel(handles[engine], want_outputs, max_inflight),
-                 fallback=calls, name="graph")
+                 fallback=calls, name="graph", wait_alive=wait_alive)

@@ -18,9 +18,17 @@ With ``balance`` (Offline: one query holds every sample), each engine gets an eq
 share of the samples: an engine's last batch is cut to what its share still holds, so
 all engines finish together instead of one running a last full batch alone.
 
-If the run cannot go on (an engine raised an error, or every engine is retired), the
-dispatcher turns fatal: it completes every outstanding sample with no data, so that
-LoadGen's test ends, and :attr:`Dispatcher.fatal` says why.
+An engine's failures count per incident (see :class:`Router`): one crash is one
+failure however many batches it had in flight. A transport that lost an engine and
+waits for it to come back says so (:meth:`Dispatcher.engine_down`, then
+:meth:`Dispatcher.engine_back` or :meth:`Dispatcher.engine_gone`); meanwhile the engine
+gets no batch.
+
+If the run cannot go on (an engine raised an error, every engine is retired, or a
+LoadGen callback failed: :meth:`Dispatcher.abort`), the dispatcher turns fatal: it
+completes every outstanding sample with no data, so that LoadGen's test ends, and
+:attr:`Dispatcher.fatal` says why. No exception leaves :meth:`Dispatcher.issue` or
+:meth:`Dispatcher.flush`: one escaping into LoadGen would end its process.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import threading
 import time
 from typing import Any, Callable, Optional
 
+from raybench.errors import error_line
 from raybench.scheduling.batcher import Batcher
 from raybench.scheduling.ledger import Batch, Ledger, LedgerError
 from raybench.scheduling.router import Router
@@ -80,33 +89,60 @@ class Dispatcher:
 
     # -- LoadGen side -------------------------------------------------------------
     def issue(self, ids: list, indices: list) -> None:
-        """Queue an issue call's samples and send the batches they complete (LoadGen's thread)."""
-        with self._lock:
-            fatal = self.fatal is not None
-            if not fatal:
-                batcher = self.batcher
-                was_empty = not len(batcher)
-                self.ledger.received(ids)
-                batcher.add(ids, indices)
-                if self.observer is not None:
-                    self.observer.on_issue(len(ids))
-                batches = []
-                if not batcher.timeout_s or len(batcher) >= batcher.max_batch:
-                    batches = self._take_ready()  # else only the timer's due time can cut
-                if batcher.timeout_s and was_empty and len(batcher):
-                    self._timer_wake.notify()  # a new oldest sample: the timer's due time moved
-        if fatal:  # nothing is sent any more
-            self.complete(ids, None)
-        else:
-            self._send(batches)
+        """Queue an issue call's samples and send the batches they complete (LoadGen's thread).
+
+        Never raises: an exception escaping into LoadGen ends its process, so a failure
+        here ends the test instead (see :meth:`abort`).
+        """
+        accepted = False  # the samples are queued, or completed: not to be completed again
+        try:
+            with self._lock:
+                fatal = self.fatal is not None
+                if not fatal:
+                    batcher = self.batcher
+                    was_empty = not len(batcher)
+                    self.ledger.received(ids)
+                    batcher.add(ids, indices)
+                    accepted = True
+                    if self.observer is not None:
+                        self.observer.on_issue(len(ids))
+                    batches = []
+                    if not batcher.timeout_s or len(batcher) >= batcher.max_batch:
+                        batches = self._take_ready()  # else only the timer's due time can cut
+                    if batcher.timeout_s and was_empty and len(batcher):
+                        self._timer_wake.notify()  # a new oldest sample: the due time moved
+            if fatal:  # nothing is sent any more
+                accepted = True
+                self.complete(ids, None)
+            else:
+                self._send(batches)
+        except Exception as exc:
+            self.abort(f"cannot issue samples: {error_line(exc)}", () if accepted else ids)
 
     def flush(self) -> None:
-        """Make every queued sample ready and send what the free slots take."""
+        """Make every queued sample ready and send what the free slots take (never raises)."""
+        try:
+            with self._lock:
+                self.batcher.flush()
+                batches = self._take_ready()
+                self._timer_wake.notify()
+            self._send(batches)
+        except Exception as exc:
+            self.abort(f"cannot flush queued samples: {error_line(exc)}")
+
+    def abort(self, reason: str, unqueued: list = ()) -> None:
+        """End the test: complete every outstanding sample without data; :attr:`fatal`
+        says ``reason`` (the first reason wins). Never raises.
+
+        Args:
+            reason: One line for the user.
+            unqueued: Sample ids LoadGen issued that never reached the ledger.
+        """
         with self._lock:
-            self.batcher.flush()
-            batches = self._take_ready()
-            self._timer_wake.notify()
-        self._send(batches)
+            to_complete = self._go_fatal(reason)
+        if unqueued:
+            to_complete.append((list(unqueued), None))
+        self._complete_all(to_complete)
 
     # -- engine side (any thread) -------------------------------------------------
     def done(self, batch_id: int, result: Any) -> None:
@@ -132,8 +168,7 @@ class Dispatcher:
             if self._stopping:
                 self._timer_wake.notify()
         self._send(batches)
-        for ids, data in to_complete:
-            self.complete(ids, data)
+        self._complete_all(to_complete)
 
     def failed(self, batch_id: int, error: str, retry: bool) -> None:
         """An engine failed a batch; ``retry`` says whether another engine may try it."""
@@ -145,11 +180,11 @@ class Dispatcher:
                     return
                 batches, to_complete = [], self._go_fatal(f"exactly-once accounting broken: {exc}")
             else:
-                self.router.release(batch.engine, ok=False)
+                new = self.router.release(batch.engine, ok=False, incident=batch.incident)
                 if self.observer is not None:
                     self.observer.on_complete(batch, ok=False)
-                log.warning("engine %d failed batch %d (attempt %d): %s",
-                            batch.engine, batch_id, batch.attempt, error)
+                log.warning("engine %d failed batch %d (attempt %d%s): %s", batch.engine,
+                            batch_id, batch.attempt, "" if new else ", same incident", error)
                 to_complete = []
                 if retry and batch.attempt < self.max_attempts and self.router.live:
                     self.batcher.requeue(batch.ids, batch.indices, batch.attempt + 1)
@@ -161,8 +196,31 @@ class Dispatcher:
             if self._stopping:
                 self._timer_wake.notify()
         self._send(batches)
-        for ids, data in to_complete:
-            self.complete(ids, data)
+        self._complete_all(to_complete)
+
+    def engine_down(self, engine: int) -> None:
+        """An engine was lost and its transport waits for it: send it nothing meanwhile."""
+        with self._lock:
+            self.router.down(engine)
+
+    def engine_back(self, engine: int) -> None:
+        """A lost engine is back: it takes batches again."""
+        with self._lock:
+            self.router.back(engine)
+            batches = self._take_ready()
+        self._send(batches)
+
+    def engine_gone(self, engine: int, error: str) -> None:
+        """A lost engine will not come back: retire it (the last one: the run is over)."""
+        with self._lock:
+            self.router.retire(engine)
+            log.warning("engine %d is gone: %s", engine, error)
+            to_complete = []
+            if not self.router.live:
+                to_complete = self._go_fatal(f"every engine failed; last error: {error}")
+            batches = self._take_ready()
+        self._send(batches)
+        self._complete_all(to_complete)
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self) -> None:
@@ -190,7 +248,7 @@ class Dispatcher:
     # -- internals ----------------------------------------------------------------
     def _share_left(self, engine: int) -> int:
         """Samples ``engine`` may still take under an equal share (lock held)."""
-        live = self.router.live or 1
+        live = self.router.available or 1
         share = -(-(self._samples_sent + len(self.batcher)) // live)  # ceil
         return share - self.samples_per_engine[engine]
 
@@ -210,7 +268,7 @@ class Dispatcher:
                 break  # backpressure: every engine is at its bound
             limit = min(batcher.max_batch, self._share_left(engine)) if self.balance else None
             ids, indices, attempt = batcher.pop(now, limit)
-            batch = self.ledger.open(ids, indices, engine, attempt)
+            batch = self.ledger.open(ids, indices, engine, attempt, router.incident(engine))
             self.batches_sent += 1
             self.samples_per_engine[engine] += len(ids)
             self._samples_sent += len(ids)
@@ -229,6 +287,16 @@ class Dispatcher:
             except Exception as exc:  # a submit that cannot even start is fatal
                 self.failed(batch.batch_id, f"cannot submit to engine {batch.engine}: {exc}",
                             retry=False)
+
+    def _complete_all(self, pairs: list[tuple[list, Any]]) -> None:
+        """Complete samples; a completion that raises ends the test (see :meth:`abort`)."""
+        for ids, data in pairs:
+            try:
+                self.complete(ids, data)
+            except Exception as exc:
+                log.error("completing %d samples failed: %s", len(ids), error_line(exc))
+                if self.fatal is None:
+                    self.abort(f"cannot complete samples: {error_line(exc)}")
 
     def _timer_loop(self) -> None:
         wake, batcher = self._timer_wake, self.batcher

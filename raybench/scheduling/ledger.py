@@ -19,6 +19,7 @@ class Batch:
     indices: list[int]
     engine: int
     attempt: int = 1
+    incident: int = 0  # the engine's incident number when it was sent (see Router)
 
 
 class Ledger:
@@ -40,20 +41,22 @@ class Ledger:
         self._next_id = 0
         self._track = track_ids
         self._outstanding_ids: set[int] = set()
-        self._done_ids: set[int] = set()
 
     def received(self, ids: list[int]) -> None:
         """Count samples issued by LoadGen."""
         self.received_count += len(ids)
         if self._track:
-            dupes = self._outstanding_ids.intersection(ids) | self._done_ids.intersection(ids)
+            # ids are LoadGen's addresses of its sample records: unique among the samples
+            # outstanding, reused once completed (accuracy runs, from one set to the next)
+            dupes = self._outstanding_ids.intersection(ids)
             if dupes:
                 raise LedgerError(f"sample ids issued twice: {sorted(dupes)[:5]}")
             self._outstanding_ids.update(ids)
 
-    def open(self, ids: list[int], indices: list[int], engine: int, attempt: int = 1) -> Batch:
-        """Record a batch sent to ``engine``."""
-        batch = Batch(self._next_id, ids, indices, engine, attempt)
+    def open(self, ids: list[int], indices: list[int], engine: int, attempt: int = 1,
+             incident: int = 0) -> Batch:
+        """Record a batch sent to ``engine`` (in its incident ``incident``)."""
+        batch = Batch(self._next_id, ids, indices, engine, attempt, incident)
         self._next_id += 1
         self.open_batches[batch.batch_id] = batch
         return batch
@@ -73,7 +76,6 @@ class Ledger:
             if missing:
                 raise LedgerError(f"sample ids completed twice: {sorted(missing)[:5]}")
             self._outstanding_ids.difference_update(batch.ids)
-            self._done_ids.update(batch.ids)
         return batch
 
     def fail(self, batch_id: int) -> Batch:

@@ -9,8 +9,15 @@ class Router:
     """Chooses an engine with a free slot: the least loaded, round-robin among equals.
 
     Every engine holds at most ``max_inflight`` batches; when all are full,
-    :meth:`acquire` returns None and the caller waits (backpressure). An engine that
-    failed ``max_failures`` times in a row is retired and never chosen again.
+    :meth:`acquire` returns None and the caller waits (backpressure).
+
+    Failures are counted per *incident*, not per batch: every batch carries the
+    engine's incident number at the time it was sent (:meth:`incident`), and only the
+    first failure of a batch sent since the engine's last incident opens a new one.
+    One crash fails every batch the engine had in flight; it is one failure. An engine
+    with ``max_failures`` incidents in a row (no batch done in between) is retired and
+    never chosen again. An engine that is *down* (lost; its transport waits for it to
+    come back, see :meth:`down` and :meth:`back`) is not chosen until it is up again.
 
     Not thread-safe: the dispatcher holds its lock around every call.
     """
@@ -21,17 +28,28 @@ class Router:
         self.max_inflight = max_inflight
         self.max_failures = max_failures
         self.inflight = [0] * engines
-        self.failures = [0] * engines
+        self.failures = [0] * engines  # incidents in a row, without a batch done since
+        self.incidents = [0] * engines  # incidents so far
         self.retired: set[int] = set()
+        self.lost: set[int] = set()  # down: waiting for the engine to come back
         self._next = 0
 
     @property
     def live(self) -> int:
-        """Engines not retired."""
+        """Engines not retired (up or down)."""
         return len(self.inflight) - len(self.retired)
 
+    @property
+    def available(self) -> int:
+        """Engines that can take batches now: neither retired nor down."""
+        return len(self.inflight) - len(self.retired | self.lost)
+
+    def incident(self, engine: int) -> int:
+        """The engine's incident number, to remember with a batch sent to it now."""
+        return self.incidents[engine]
+
     def acquire(self, eligible: Optional[Callable[[int], bool]] = None) -> Optional[int]:
-        """Take a slot on the least-loaded live engine, or None if all are full.
+        """Take a slot on the least-loaded engine that is up, or None if all are full.
 
         Engines whose last batch failed are chosen only when no healthy engine has a
         free slot, so a retried batch goes to another engine first.
@@ -43,7 +61,7 @@ class Router:
         best, best_key = None, None
         for step in range(n):
             e = (self._next + step) % n
-            if e in self.retired or self.inflight[e] >= self.max_inflight:
+            if e in self.retired or e in self.lost or self.inflight[e] >= self.max_inflight:
                 continue
             if eligible is not None and not eligible(e):
                 continue
@@ -57,20 +75,49 @@ class Router:
             self._next = (best + 1) % n
         return best
 
-    def release(self, engine: int, ok: bool = True) -> None:
-        """Free a slot; ``ok=False`` counts a failure and may retire the engine."""
+    def release(self, engine: int, ok: bool = True, incident: Optional[int] = None) -> bool:
+        """Free a slot; ``ok=False`` may count a failure and retire the engine.
+
+        Args:
+            engine: The batch's engine.
+            ok: Whether the batch was done.
+            incident: The engine's incident number when the batch was sent (None: every
+                failure is an incident of its own).
+
+        Returns:
+            Whether a failure opened a new incident (False for a batch done, or failed in
+            an incident already counted).
+        """
         self.inflight[engine] -= 1
         if ok:
             self.failures[engine] = 0
-            return
+            return False
+        if incident is not None and incident != self.incidents[engine]:
+            return False  # in flight when an earlier failure was counted: the same incident
+        self.incidents[engine] += 1
         self.failures[engine] += 1
         if self.failures[engine] >= self.max_failures:
-            self.retired.add(engine)
+            self.retire(engine)
+        return True
+
+    def down(self, engine: int) -> None:
+        """The engine was lost: choose it no more until :meth:`back`."""
+        if engine not in self.retired:
+            self.lost.add(engine)
+
+    def back(self, engine: int) -> None:
+        """The engine is back: it takes batches again."""
+        self.lost.discard(engine)
+
+    def retire(self, engine: int) -> None:
+        """Never choose the engine again."""
+        self.retired.add(engine)
+        self.lost.discard(engine)
 
     def free_slots(self) -> int:
-        """Free in-flight slots on live engines."""
+        """Free in-flight slots on engines that are up."""
         return sum(self.max_inflight - n for e, n in enumerate(self.inflight)
-                   if e not in self.retired)
+                   if e not in self.retired and e not in self.lost)
 
     def total_inflight(self) -> int:
         """Batches in flight on all engines."""

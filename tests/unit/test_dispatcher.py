@@ -578,3 +578,131 @@ def test_balance_still_sends_everything_when_an_engine_is_retired(thread_errors)
     assert dispatcher.fatal is None
     assert sorted(completed) == ids
     assert all(b.engine != 0 for b in sent if b is not failed)
+
+
+# -- failures per incident, lost engines, callbacks that raise -------------------------
+def _manual(engines=2, max_inflight=4, max_failures=2, **kw):
+    """A dispatcher whose batches wait in ``sent`` until the test answers them."""
+    sent, completed = [], Counter()
+
+    def complete(ids, data):
+        completed.update(ids)
+
+    dispatcher = Dispatcher(Batcher(max_batch=2), Router(engines, max_inflight, max_failures),
+                            submit=sent.append, complete=complete, track_ids=True, **kw)
+    return dispatcher, sent, completed
+
+
+def _answer(dispatcher, sent, handled: set, until=lambda: False) -> None:
+    """Answer every batch sent and not handled yet (answers send more), or stop at ``until``."""
+    while not until():
+        todo = [b for b in sent if b.batch_id not in handled]
+        if not todo:
+            return
+        handled.add(todo[0].batch_id)
+        dispatcher.done(todo[0].batch_id, None)
+
+
+def test_one_crash_with_many_batches_in_flight_is_one_failure(thread_errors):
+    d, sent, completed = _manual(engines=2, max_inflight=4, max_failures=2)
+    ids = list(range(40))
+    d.issue(ids, ids)
+    on_0 = [b for b in sent if b.engine == 0]
+    assert len(on_0) == 4
+    d.engine_down(0)  # the transport lost engine 0 and waits for it
+    for b in on_0:
+        d.failed(b.batch_id, "ActorDiedError: engine 0 died", retry=True)
+    assert d.router.failures[0] == 1 and d.router.retired == set()  # not 4: retired at 2
+    handled = {b.batch_id for b in on_0}
+    _answer(d, sent, handled, until=lambda: len(completed) >= 20)
+    assert all(b.engine == 1 for b in sent if b.batch_id not in {x.batch_id for x in on_0})
+    before = len(sent)
+    d.engine_back(0)
+    _answer(d, sent, handled)
+    assert any(b.engine == 0 for b in sent[before:])  # back at work
+    assert d.fatal is None and d.router.failures == [0, 0]
+    assert sorted(completed) == ids and set(completed.values()) == {1}
+    assert d.ledger.check_drained() is None
+
+
+def test_two_engines_lost_at_once_wait_for_the_first_back(thread_errors):
+    d, sent, completed = _manual(engines=2, max_inflight=4, max_failures=2)
+    ids = list(range(40))
+    d.issue(ids, ids)
+    inflight = list(sent)
+    for engine in (0, 1):
+        d.engine_down(engine)
+    for b in inflight:
+        d.failed(b.batch_id, "ActorUnavailableError: The actor is restarting", retry=True)
+    assert d.fatal is None and len(sent) == len(inflight)  # all queued, nothing sent
+    assert d.router.failures == [1, 1] and d.router.retired == set()
+    d.engine_back(1)
+    assert len(sent) > len(inflight) and all(b.engine == 1 for b in sent[len(inflight):])
+    d.engine_back(0)
+    _answer(d, sent, {b.batch_id for b in inflight})
+    assert d.fatal is None
+    assert sorted(completed) == ids and set(completed.values()) == {1}
+
+
+def test_an_engine_gone_for_good_is_retired_and_the_last_one_ends_the_test(thread_errors):
+    d, sent, completed = _manual(engines=2, max_inflight=1)
+    ids = list(range(10))
+    d.issue(ids, ids)
+    d.engine_down(0)
+    d.failed(sent[0].batch_id, "lost", retry=True)
+    d.engine_gone(0, "ActorDiedError: dead for good")
+    assert d.router.retired == {0} and d.fatal is None
+    d.engine_down(1)
+    d.failed(sent[1].batch_id, "lost", retry=True)
+    d.engine_gone(1, "ActorDiedError: dead for good")
+    assert d.fatal == "every engine failed; last error: ActorDiedError: dead for good"
+    assert sorted(completed) == ids and set(completed.values()) == {1}
+
+
+class _RaisingObserver:
+    def on_issue(self, n):
+        raise ValueError("observer broke")
+
+    def on_batch(self, batch, queued):
+        pass
+
+    def on_complete(self, batch, ok=True):
+        pass
+
+
+def test_an_issue_that_raises_ends_the_test_instead_of_raising(thread_errors):
+    d, sent, completed = _manual(observer=_RaisingObserver())
+    d.issue([1, 2, 3], [1, 2, 3])  # must not raise into LoadGen
+    assert d.fatal == "cannot issue samples: observer broke"
+    assert sorted(completed) == [1, 2, 3] and set(completed.values()) == {1}
+    d.issue([4], [4])  # later samples complete at once
+    assert completed[4] == 1
+
+
+def test_a_completion_that_raises_ends_the_test(thread_errors):
+    calls = []
+
+    def complete(ids, data):
+        calls.append(list(ids))
+        if len(calls) == 1:
+            raise RuntimeError("bad response")
+
+    sent = []
+    d = Dispatcher(Batcher(max_batch=2), Router(1, 2), submit=sent.append, complete=complete)
+    d.issue([1, 2, 3, 4], [1, 2, 3, 4])
+    d.done(sent[0].batch_id, None)  # its completion raises: the rest completes without data
+    assert d.fatal == "cannot complete samples: bad response"
+    assert calls == [[1, 2], [3, 4]]
+    d.done(sent[1].batch_id, None)  # a late answer is ignored
+    assert calls == [[1, 2], [3, 4]]
+
+
+def test_abort_completes_what_is_outstanding_once_and_keeps_the_first_reason(thread_errors):
+    d, sent, completed = _manual(engines=1, max_inflight=1)
+    d.issue(list(range(6)), list(range(6)))
+    d.abort("cannot load samples: x.npy: truncated")
+    d.abort("a second reason")
+    assert d.fatal == "cannot load samples: x.npy: truncated"
+    assert sorted(completed) == list(range(6)) and set(completed.values()) == {1}
+    d.done(sent[0].batch_id, None)
+    assert set(completed.values()) == {1}

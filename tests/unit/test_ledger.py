@@ -143,13 +143,17 @@ def test_track_ids_detects_duplicates_issued():
         led.received([4, 2])
 
 
-def test_track_ids_detects_reissue_of_completed_id():
+def test_track_ids_allows_an_id_again_once_completed():
+    # LoadGen's ids are addresses of its sample records, reused from one loadable set
+    # to the next in accuracy runs larger than the performance sample count
     led = Ledger(track_ids=True)
     led.received([1, 2])
     b = led.open([1, 2], [0, 1], engine=0)
     led.close(b.batch_id)
-    with pytest.raises(LedgerError, match="issued twice"):
-        led.received([2])
+    led.received([2])
+    b = led.open([2], [1], engine=0)
+    led.close(b.batch_id)
+    assert led.check_drained() is None and led.completed_count == 3
 
 
 def test_track_ids_detects_id_completed_twice():

@@ -199,3 +199,29 @@ def test_a_failed_engine_is_chosen_only_when_healthy_ones_are_full():
     router.release(0, ok=True)  # a success clears the suspicion
     router.release(1)
     assert router.acquire() == 0
+
+
+def test_batches_failed_in_one_incident_count_once():
+    r = Router(2, 4, max_failures=2)
+    sent = [(r.acquire(lambda e: e == 0), r.incident(0)) for _ in range(4)]
+    assert [e for e, _ in sent] == [0, 0, 0, 0]
+    opened = [r.release(0, ok=False, incident=i) for _, i in sent]  # one crash, four batches
+    assert opened == [True, False, False, False]
+    assert r.failures[0] == 1 and r.retired == set() and r.inflight[0] == 0
+    # a batch sent after that incident failing is a second incident: retired
+    assert r.acquire(lambda e: e == 0) == 0
+    assert r.release(0, ok=False, incident=r.incident(0)) is True
+    assert r.retired == {0}
+
+
+def test_a_down_engine_is_not_chosen_until_it_is_back():
+    r = Router(2, 1)
+    r.down(0)
+    assert r.available == 1 and r.live == 2
+    assert r.acquire() == 1
+    assert r.acquire() is None  # engine 0 is idle, but down
+    r.back(0)
+    assert r.acquire() == 0
+    r.down(1)
+    r.retire(1)
+    assert r.lost == set() and r.live == 1 and r.available == 1

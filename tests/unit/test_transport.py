@@ -130,6 +130,7 @@ class Sink:
         self.lock = threading.Lock()
         self.answers: list[tuple[int, object, str]] = []  # (batch id, result, thread name)
         self.failures: list[tuple[int, str, bool]] = []  # (batch id, error, retry)
+        self.events: list[tuple] = []  # failures and lost engines, in order
 
     def done(self, batch_id, result):
         with self.lock:
@@ -138,6 +139,16 @@ class Sink:
     def failed(self, batch_id, error, retry):
         with self.lock:
             self.failures.append((batch_id, error, retry))
+            self.events.append(("failed", batch_id))
+
+    def engine_down(self, engine):
+        self.events.append(("down", engine))
+
+    def engine_back(self, engine):
+        self.events.append(("back", engine))
+
+    def engine_gone(self, engine, error):
+        self.events.append(("gone", engine, error))
 
     def result(self, batch_id):
         return next(r for b, r, _ in self.answers if b == batch_id)
@@ -309,6 +320,34 @@ def test_without_a_fallback_a_lost_engine_only_fails_its_batches(started):
     lanes.submit(batch(1, 0))
     assert wait_until(lambda: len(sink.answers) == 1)
     assert len(fakes.opened) == 1 and lanes.reopened == 0 and lanes.fallback_batches == 0
+
+
+@pytest.mark.parametrize("comes_back", [True, False])
+def test_a_lost_engine_is_down_until_it_answers_again(started, comes_back):
+    fakes = Fakes(1)
+    engine = fakes.engines[0]
+    engine.gate = threading.Event()
+
+    def wait_alive(index):
+        if not comes_back:
+            raise EngineLost("dead for good")
+        assert wait_until(lambda: fakes.engines[index].alive)
+
+    lanes = Lanes(1, 1, fakes.open_graph, fallback=fakes.open_call, wait_alive=wait_alive)
+    sink = started(lanes)
+    for i in range(3):
+        lanes.submit(batch(i, 0))
+    engine.alive = False
+    engine.gate.set()
+    assert wait_until(lambda: len(sink.failures) == 3)
+    engine_back = ("back", 0) in sink.events
+    engine.alive = True
+    assert sink.events[:2] == [("down", 0), ("failed", 0)] or not comes_back
+    assert sink.events[0] == ("down", 0)  # down before its batches are sent again
+    assert not engine_back  # not while it was dead
+    last = ("back", 0) if comes_back else ("gone", 0, "EngineLost: dead for good")
+    assert wait_until(lambda: last in sink.events)
+    assert [e[0] for e in sink.events].count("down") == 1  # one waiter per loss
 
 
 def test_a_lane_that_cannot_open_at_start_uses_calls_or_raises_without_a_fallback(started):
