@@ -16,6 +16,7 @@ from raybench.cli.tables import (
     Column, JsonOption, WideOption, duration_text, print_json, print_table,
 )
 from raybench.config.names import TransportName
+from raybench.run.request import table_fields
 
 COLUMNS = (
     Column("#", "right"), Column("system", fold=16, hoist=True),
@@ -65,8 +66,7 @@ def twins_command(
         metavar="PATH", help="Results root.")] = Path("results/twins"),
     transport: Annotated[Optional[str], typer.Option(
         metavar="NAME", parser=choice_parser(TransportName),
-        help="How batches reach the engines: graph or calls (default: chosen by host, as "
-             "in `raybench run`).")] = None,
+        help=table_fields()["transport"].description)] = None,
     wide: WideOption = False,
     as_json: JsonOption = False,
 ) -> None:
