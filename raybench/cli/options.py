@@ -28,7 +28,7 @@ def _base_type(annotation: Any) -> Any:
         __import__("types"), "UnionType", None)) and len(args) == 1 else annotation
 
 
-def _choice_parser(kind: type[enum.Enum]) -> Callable[[str], str]:
+def choice_parser(kind: type[enum.Enum]) -> Callable[[str], str]:
     """A parser that accepts a member's value in any case and names the allowed ones."""
 
     def parse(value: str) -> str:
@@ -71,7 +71,7 @@ def table_parameters(skip: Iterable[str] = (), defaults: dict | None = None,
         extra: dict = {"metavar": METAVARS.get(kind, "VALUE")}
         if isinstance(kind, type) and issubclass(kind, enum.Enum):  # any case: "offline"
             values = [m.value for m in kind]
-            extra = {"parser": _choice_parser(kind), "metavar": "NAME"}
+            extra = {"parser": choice_parser(kind), "metavar": "NAME"}
             help_text = f"{help_text} One of: {', '.join(values)}."
             kind = str
         if is_bool:

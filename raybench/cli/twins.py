@@ -11,9 +11,12 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import console, err_console, handle_errors
+from raybench.cli.options import choice_parser
 from raybench.cli.tables import (
     Column, JsonOption, WideOption, duration_text, print_json, print_table,
 )
+from raybench.config.names import TransportName
+from raybench.run.request import table_fields
 
 COLUMNS = (
     Column("#", "right"), Column("system", fold=16, hoist=True),
@@ -61,6 +64,9 @@ def twins_command(
                          "harness ceiling.")] = True,
     output: Annotated[Path, typer.Option(
         metavar="PATH", help="Results root.")] = Path("results/twins"),
+    transport: Annotated[Optional[str], typer.Option(
+        metavar="NAME", parser=choice_parser(TransportName),
+        help=table_fields()["transport"].description)] = None,
     wide: WideOption = False,
     as_json: JsonOption = False,
 ) -> None:
@@ -87,7 +93,7 @@ def twins_command(
         out.print(f"[{done[0]}/{len(cases)}] {what}: {_metric(row, row.simulated, '/s')} {state}"
                   + (f", ETA {duration_text(eta)}" if eta else ""))
 
-    rows = run_twins(cases, duration, output, on_row=progress)
+    rows = run_twins(cases, duration, output, on_row=progress, transport=transport)
     wall = time.perf_counter() - start
     if as_json:
         print_json({"duration_s": duration, "cpus": os.cpu_count(), "wall_s": round(wall, 1),

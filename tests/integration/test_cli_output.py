@@ -60,3 +60,18 @@ def test_twins_table_fits_and_json_parses(ray_cluster, tmp_path):
         ("Offline", "sim"), ("Offline", "null")]
     offline = data["rows"][0]
     assert offline["published"] == 30265.4 and offline["ratio"] == offline["simulated"] / 30265.4
+
+
+def test_twins_transport_option_reaches_the_run(ray_cluster, tmp_path):
+    # a 1-GPU twin with two inference streams: automatic choice on a small host is calls
+    for transport in ("graph", "calls"):
+        out = invoke("twins", "--system", "SBA-4119SG-X_A100-PCIex1", "--scenario", "Offline",
+                     "--duration", "1", "--no-ceiling", "--transport", transport.upper(),
+                     "--output", str(tmp_path / transport))
+        assert out.exit_code == 0, out.output
+        (path,) = (tmp_path / transport).rglob("raybench_settings.json")
+        settings = json.loads(path.read_text())
+        assert settings["request"]["transport"] == transport
+        assert settings["harness_outcome"]["transport"] == transport
+    bad = invoke("twins", "--transport", "pipes")
+    assert bad.exit_code == 2 and "'pipes' (allowed: graph, calls)" in bad.output
