@@ -76,7 +76,7 @@ def make_table(columns: Sequence[Column], rows: Iterable[Sequence[str]], *, wide
         if col.wide and not wide:
             continue
         values = {r[i] for r in rows}
-        if col.hoist and len(rows) > 1 and len(values) == 1 and not wide:
+        if col.hoist and len(values) == 1 and not wide:
             value = next(iter(values))
             if value not in ("", "-", "."):
                 hoisted.append(value)

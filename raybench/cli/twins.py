@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from raybench.cli.common import console, err_console, handle_errors
+from raybench.cli.common import Verbosity, console, err_console, handle_errors
 from raybench.cli.options import choice_parser
 from raybench.cli.tables import (
     Column, JsonOption, WideOption, duration_text, print_json, print_table,
@@ -93,7 +93,8 @@ def twins_command(
         out.print(f"[{done[0]}/{len(cases)}] {what}: {_metric(row, row.simulated, '/s')} {state}"
                   + (f", ETA {duration_text(eta)}" if eta else ""))
 
-    rows = run_twins(cases, duration, output, on_row=progress, transport=transport)
+    rows = run_twins(cases, duration, output, on_row=progress, transport=transport,
+                     verbose=Verbosity.verbose)
     wall = time.perf_counter() - start
     if as_json:
         print_json({"duration_s": duration, "cpus": os.cpu_count(), "wall_s": round(wall, 1),

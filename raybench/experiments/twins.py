@@ -211,26 +211,12 @@ def run_case(case: TwinCase, duration: float, output: Path,
     return row
 
 
-def start_ray(systems: Iterable[str]) -> bool:
-    """Start one local Ray for every twin run (declaring the largest system's GPUs).
-
-    Returns:
-        True when this call started Ray (the caller shuts it down), False when one was running.
-    """
-    import ray
-
-    if ray.is_initialized():
-        return False
-    gpus = max((load_system(s).accelerator_count for s in systems), default=0)
-    ray.init(address="local", num_cpus=max(os.cpu_count() or 1, gpus + 1), num_gpus=gpus,
-             include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False)
-    return True
-
-
 def run_twins(cases: list[TwinCase], duration: float, output: Path,
               on_row: Optional[Callable[[TwinRow], None]] = None,
-              transport: Optional[str] = None) -> list[TwinRow]:
-    """Run every case on one Ray instance (started here unless one is running).
+              transport: Optional[str] = None, verbose: bool = False) -> list[TwinRow]:
+    """Run every case on one Ray: the one this process is connected to, else
+    ``$RAY_ADDRESS``'s, else a local Ray that declares the largest system's GPUs (Ray's
+    own records go to ``output/raybench.log``).
 
     Args:
         cases: From :func:`plan_cases`.
@@ -238,22 +224,22 @@ def run_twins(cases: list[TwinCase], duration: float, output: Path,
         output: Results root; runs go under ``output/<engine>/<system>/...``.
         on_row: Called with each row as soon as its run ends (progress).
         transport: The runs' transport (default: the argument table's).
+        verbose: Ray's records on the terminal too.
 
     Returns:
         One row per case, in order.
     """
-    import ray
+    from raybench.run.outputs import check_output_dir
+    from raybench.run.placement import ray_session
 
-    started = start_ray({c.system for c in cases})
+    gpus = max((load_system(c.system).accelerator_count for c in cases), default=0)
     rows = []
-    try:
+    with ray_session(None, gpus, max(os.cpu_count() or 1, gpus + 1),
+                     ray_log=check_output_dir(output) / "raybench.log", verbose=verbose):
         for case in cases:
             log.info("twin %s %s %s (%s)", case.system, case.benchmark, case.scenario, case.engine)
             row = run_case(case, duration, output, transport)
             rows.append(row)
             if on_row:
                 on_row(row)
-    finally:
-        if started:
-            ray.shutdown()
     return rows
