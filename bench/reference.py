@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from harness import Cell, TRANSPORTS, peak_server, print_table
-from raybench.benchmarks.resnet50 import TENSOR_DIR, read_val_map
+from raybench.benchmarks.resnet50 import TENSOR_DIR, find_val_map, read_val_map
 from raybench.results.loadgen_log import parse_summary
 from raybench.run import RunRequest, run
 from raybench.standins import build_standin
@@ -62,18 +62,19 @@ class Reference:
         self.env["PYTHONPATH"] = os.pathsep.join(path + [self.env.get("PYTHONPATH", "")])
         self.dataset = work / "dataset"
         self._write_dataset(data_dir)
-        (work / "user.conf").write_text("")
+        # the same run length as raybench's side (--duration, at least one query)
+        (work / "user.conf").write_text("*.*.min_query_count = 1\n")
 
     def _write_dataset(self, data_dir: Path) -> None:
         """val_map.txt, an empty file per image (it checks they exist) and its float32 cache."""
-        names, labels = read_val_map(data_dir / "imagenet" / "val_map.txt")
+        names, labels = read_val_map(find_val_map(data_dir))
         cache = self.work / "preprocessed" / "imagenet" / "NCHW"
         cache.mkdir(parents=True, exist_ok=True)
         self.dataset.mkdir(exist_ok=True)
         lines = []
         for name, label in zip(names, labels):
             (self.dataset / name).touch()
-            image = np.load(data_dir / TENSOR_DIR / (Path(name).stem + ".npy"))
+            image = np.load(data_dir / TENSOR_DIR / f"{name}.npy")
             np.save(cache / name, image.astype(np.float32))
             lines.append(f"{name} {int(label)}")
         (self.dataset / "val_map.txt").write_text("\n".join(lines) + "\n")
