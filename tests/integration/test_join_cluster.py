@@ -60,7 +60,7 @@ def head():
                 p.terminate()
             except psutil.Error:
                 pass
-        _, left = psutil.wait_procs(processes, timeout=20)
+        _, left = psutil.wait_procs(processes, timeout=5)  # then kill what ignores SIGTERM
         for p in left:
             p.kill()
         shutil.rmtree(temp, ignore_errors=True)
