@@ -19,17 +19,8 @@ import pytest
 from raybench.scheduling.batcher import Batcher
 from raybench.scheduling.dispatcher import Dispatcher
 from raybench.scheduling.router import Router
+from tests.waiting import WAIT_S, wait_until
 
-WAIT_S = 10.0  # generous: only reached if something is broken
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.001)
-    return predicate()
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import time
 from collections import Counter
 from concurrent.futures import Future, InvalidStateError
 from queue import SimpleQueue
-from typing import Callable, Optional
+from typing import Optional
 
 import pytest
 
@@ -24,17 +24,8 @@ from raybench.scheduling.batcher import Batcher
 from raybench.scheduling.dispatcher import Dispatcher
 from raybench.scheduling.ledger import Batch
 from raybench.scheduling.router import Router
+from tests.waiting import WAIT_S, wait_until
 
-WAIT_S = 10.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = WAIT_S) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.001)
-    return predicate()
 
 
 class EngineLost(RuntimeError):
