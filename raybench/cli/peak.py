@@ -10,9 +10,10 @@ import typer
 
 from raybench.cli.common import handle_errors
 from raybench.cli.options import run_options
-from raybench.cli.trial_output import (duration, grid_table, metric_cell, metric_header,
-                                       number, out_console, print_json, quiet_tune, relative,
-                                       trial_cluster, verdict)
+from raybench.cli.tables import JsonProgressOption
+from raybench.cli.trial_output import (TuneVerboseOption, duration, grid_table, metric_cell,
+                                       metric_header, number, out_console, print_json,
+                                       quiet_tune, relative, trial_cluster, verdict)
 
 PEAK_DEFAULTS = {"scenario": "Server", "duration": 5.0, "output": Path("results/peak")}
 
@@ -81,10 +82,8 @@ def peak_command(
                                 "confirming run (default: the rules' minimum).")] = None,
     wide: Annotated[bool, typer.Option(help="Every column: times, trial id, node, "
                     "directory.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on "
-                        "stdout (progress goes to stderr).")] = False,
-    verbose: Annotated[bool, typer.Option(help="Also show Ray Tune's own status "
-                       "output.")] = False,
+    json_out: JsonProgressOption = False,
+    verbose: TuneVerboseOption = False,
 ) -> None:
     """Search the highest Server target QPS LoadGen calls VALID, then confirm it.
 

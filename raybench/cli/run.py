@@ -15,7 +15,7 @@ from rich.text import Text
 from raybench.cli.common import (Verbosity, console, err_console, handle_errors, info_console,
                                  wait_for_interrupt)
 from raybench.cli.options import run_options
-from raybench.cli.tables import duration_text, fold, print_json
+from raybench.cli.tables import JSON_PROGRESS_HELP, duration_text, fold, print_json
 from raybench.results.verdict import explain, ms_text
 from raybench.run.request import OUTPUT
 
@@ -26,9 +26,8 @@ PERCENTILES = ("50.00", "90.00", "99.00", "99.90")
 @handle_errors
 def run_command(
     values: dict,
-    as_json: Annotated[bool, typer.Option(
-        "--json", metavar="", help="Print the result as JSON on stdout (progress goes to stderr).",
-        rich_help_panel=OUTPUT)] = False,
+    as_json: Annotated[bool, typer.Option("--json", metavar="", help=JSON_PROGRESS_HELP,
+                                          rich_help_panel=OUTPUT)] = False,
 ) -> None:
     """Run a real MLPerf LoadGen test on Ray and write LoadGen's logs under OUTPUT."""
     from raybench.run import RunRequest, execute, prepare

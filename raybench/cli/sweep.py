@@ -9,8 +9,10 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import handle_errors
-from raybench.cli.trial_output import (SHORT, TEXT_PARAMS, duration, grid_table, label,
-                                       metric_cell, metric_header, number, out_console,
+from raybench.cli.tables import JsonProgressOption
+from raybench.cli.trial_output import (SHORT, TEXT_PARAMS, TuneVerboseOption, duration,
+                                       grid_table, label, metric_cell, metric_header, number,
+                                       out_console,
                                        print_json, quiet_tune, relative, short_value,
                                        trial_cluster, verdict)
 
@@ -97,10 +99,8 @@ def sweep_command(
     dry_run: Annotated[bool, typer.Option(help="List the trials and exit.")] = False,
     wide: Annotated[bool, typer.Option(help="Every column: times, tries, trial id, node, "
                     "directory.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON on "
-                        "stdout (progress goes to stderr).")] = False,
-    verbose: Annotated[bool, typer.Option(help="Also show Ray Tune's own status "
-                       "output.")] = False,
+    json_out: JsonProgressOption = False,
+    verbose: TuneVerboseOption = False,
 ) -> None:
     """Run SPEC's grid as Ray Tune trials, one MLPerf system each; rerun to resume.
 

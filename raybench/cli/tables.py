@@ -25,6 +25,9 @@ WideOption = Annotated[bool, typer.Option("--wide", metavar="",
                                           help="Every column (wider than 80).")]
 JsonOption = Annotated[bool, typer.Option("--json", metavar="",
                                           help="Print the result as JSON on stdout.")]
+# --json of a command that shows progress while it works
+JSON_PROGRESS_HELP = "Print the result as JSON on stdout (progress goes to stderr)."
+JsonProgressOption = Annotated[bool, typer.Option("--json", metavar="", help=JSON_PROGRESS_HELP)]
 
 
 @dataclass(frozen=True)

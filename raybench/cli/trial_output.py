@@ -9,8 +9,9 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Annotated, Any, Iterator, Optional
 
+import typer
 from rich import box
 from rich.console import Console
 from rich.table import Table
@@ -29,6 +30,8 @@ TEXT_PARAMS = ("benchmark", "scenario", "mode", "engine", "system", "model", "da
                "calibration", "sim", "rules_round")  # left-aligned in tables
 VERDICT = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}
 TEXT_MIN = 8  # narrowest a text column gets before it wraps
+
+TuneVerboseOption = Annotated[bool, typer.Option(help="Also show Ray Tune's own status output.")]
 
 
 def out_console(json_out: bool) -> Console:

@@ -13,7 +13,7 @@ import typer
 from raybench.cli.common import Verbosity, console, err_console, handle_errors
 from raybench.cli.options import choice_parser
 from raybench.cli.tables import (
-    Column, JsonOption, WideOption, duration_text, print_json, print_table,
+    Column, JsonProgressOption, WideOption, duration_text, print_json, print_table,
 )
 from raybench.config.names import TransportName
 from raybench.run.request import table_fields
@@ -68,7 +68,7 @@ def twins_command(
         metavar="NAME", parser=choice_parser(TransportName),
         help=table_fields()["transport"].description)] = None,
     wide: WideOption = False,
-    as_json: JsonOption = False,
+    as_json: JsonProgressOption = False,
 ) -> None:
     """Run each seed system's simulated twin (sim engines) and compare with the published result."""
     from raybench.config.names import check_benchmark, check_scenario
