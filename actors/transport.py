@@ -261,10 +261,7 @@ class Lanes:
                 return
             self._waiting.add(engine)
         self.sink.engine_down(engine)
-        thread = threading.Thread(target=self._wait, args=(engine,), daemon=True,
-                                  name=f"raybench-wait-{engine}")
-        self._threads.append(thread)
-        thread.start()
+        self._spawn(self._wait, engine, f"raybench-wait-{engine}")
 
     def _wait(self, engine: int) -> None:
         try:
@@ -293,10 +290,7 @@ class Lanes:
             lane.broken = True
         log.warning("%s lane to engine %d broke (%s); actor calls until it is open again",
                     self.name, lane.engine, error_line(exc))
-        thread = threading.Thread(target=self._recover, args=(lane,), daemon=True,
-                                  name=f"raybench-reopen-{lane.engine}")
-        self._threads.append(thread)
-        thread.start()
+        self._spawn(self._recover, lane, f"raybench-reopen-{lane.engine}")
 
     def _recover(self, lane: _Lane) -> None:
         """Close a broken lane's channel and open a new one (one attempt per break)."""
@@ -330,8 +324,11 @@ class Lanes:
         return lane
 
     def _start_reader(self, lane: _Lane) -> None:
-        thread = threading.Thread(target=self._read, args=(lane,), daemon=True,
-                                  name=f"raybench-lane-{lane.engine}")
+        self._spawn(self._read, lane, f"raybench-lane-{lane.engine}")
+
+    def _spawn(self, target: Callable, arg: Any, name: str) -> None:
+        """Start a daemon thread of this transport (stop() joins it)."""
+        thread = threading.Thread(target=target, args=(arg,), daemon=True, name=name)
         self._threads.append(thread)
         thread.start()
 
