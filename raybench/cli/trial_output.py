@@ -63,7 +63,7 @@ def quiet_tune(verbose: bool) -> Iterator[None]:
 def trial_cluster(address: Optional[str], trials: list[dict[str, Any]]) -> Iterator[None]:
     """Join the cluster at ``address``, or start a local Ray that holds the trials."""
     from raybench.experiments.trials import local_resources
-    from raybench.run.placement import ray_session
+    from raybench.run.session import ray_session
 
     gpus, cpus = (0, 1) if address else local_resources(trials)
     with ray_session(address, gpus, cpus, dashboard=False):

@@ -230,7 +230,7 @@ def run_twins(cases: list[TwinCase], duration: float, output: Path,
         One row per case, in order.
     """
     from raybench.run.outputs import check_output_dir
-    from raybench.run.placement import ray_session
+    from raybench.run.session import ray_session
 
     gpus = max((load_system(c.system).accelerator_count for c in cases), default=0)
     rows = []

@@ -35,7 +35,8 @@ from raybench.rules.settings import EffectiveSettings, apply_overrides, build_se
 from raybench.rules.submission import load_submission_rules
 from raybench.run.layout import ACCURACY, PERFORMANCE_RUN, compliance_dir
 from raybench.run.outputs import ResultDir, os_error_line
-from raybench.run.placement import Placement, RaySession, place, ray_session, run_namespace
+from raybench.run.placement import Placement, place, run_namespace
+from raybench.run.session import RaySession, ray_session
 from raybench.run.record import RunRecord
 from raybench.run.request import RunRequest
 

@@ -1,7 +1,7 @@
 """Stops what is left of a local Ray once the raybench process that started it is gone.
 
 Run as a script (``python reaper.py``, standard library only, nothing of raybench
-imported) by :mod:`raybench.run.placement`, in a session of its own. It reads
+imported) by :mod:`raybench.run.session`, in a session of its own. It reads
 ``PID START_TIME`` lines on stdin, the processes of the local Ray, and waits for the end
 of stdin: raybench closes the pipe after ``ray.shutdown()``, and the operating system
 closes it when raybench dies, however it dies. Then it sends SIGKILL to each of those

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from raybench.errors import ConfigError
-from raybench.run import placement
-from raybench.run.placement import check_listen, cluster_address, probe_address
+from raybench.run import session
+from raybench.run.session import check_listen, cluster_address, probe_address
 
 
 def test_address_comes_from_the_option_then_ray_address(monkeypatch):
@@ -92,10 +92,10 @@ def test_the_watcher_kills_what_it_was_given_once_its_pipe_closes():
     nothing else (a pid with another start time is a different process)."""
     sleepers = [subprocess.Popen(["sleep", "60"]) for _ in range(3)]
     try:
-        entries = dict(placement._descendants(os.getpid()))
+        entries = dict(session._descendants(os.getpid()))
         lines = [f"{p.pid} {entries[p.pid]}" for p in sleepers[:2]]
         lines.append(f"{sleepers[2].pid} 1")  # a reused pid: start time differs
-        reaper = subprocess.Popen([sys.executable, str(placement._REAPER)],
+        reaper = subprocess.Popen([sys.executable, str(session._REAPER)],
                                   stdin=subprocess.PIPE, start_new_session=True)
         reaper.stdin.write(("\n".join(lines) + "\n").encode())
         reaper.stdin.flush()
