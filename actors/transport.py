@@ -19,9 +19,13 @@ Two kinds of channel (:data:`TRANSPORTS`):
 An engine lost (its actor died; Ray restarts it) fails every batch it held with retry
 (the dispatcher sends them to other engines) and is waited for, in the background:
 the dispatcher sends it nothing until it answers again (``engine_down``, then
-``engine_back``, or ``engine_gone`` if Ray does not bring it back). A graph lane breaks
-when its engine actor dies: the engine gets its batches by actor calls once it is
-back, and the lane's graph is compiled again, in the background, once the actor answers.
+``engine_back``, or ``engine_gone`` if Ray does not bring it back). When one graph lane
+of an engine breaks, all of that engine's lanes break (its actor died, and every graph
+to it with it): the engine gets its batches by actor calls once it is back, and one
+recovery thread per engine tears down all of its old graphs first, then compiles the
+new ones one at a time. Never a teardown beside a compile to the same actor: a
+teardown that reaches the restarted actor cancels what is being compiled there, and
+Ray (2.60) then aborts the whole LoadGen actor process in its C++ channel code.
 
 :class:`Lanes` holds all of this and knows nothing of Ray: channels come from the
 ``open_channel`` callable, so it is tested with fake channels.
@@ -155,6 +159,7 @@ class Lanes:
         self._lanes: list[list[_Lane]] = []
         self._fallbacks: dict[int, _Lane] = {}
         self._waiting: set[int] = set()  # lost engines being waited for
+        self._recovering: set[int] = set()  # engines whose broken lanes are being reopened
         self._gone: set[int] = set()  # lost engines that did not come back
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
@@ -283,26 +288,51 @@ class Lanes:
             self.sink.engine_gone(engine, gone)
 
     def _break(self, lane: _Lane, exc: BaseException) -> None:
-        """Mark a lane broken and open it again in the background (once per break)."""
+        """Mark every lane of ``lane``'s engine broken; one thread per engine reopens them."""
+        engine = lane.engine
         with self._lock:
             if lane.broken or self._stopping:
                 return
-            lane.broken = True
-        log.warning("%s lane to engine %d broke (%s); actor calls until it is open again",
-                    self.name, lane.engine, error_line(exc))
-        self._spawn(self._recover, lane, f"raybench-reopen-{lane.engine}")
+            for each in self._lanes[engine]:
+                each.broken = True
+            recovering = engine in self._recovering
+            self._recovering.add(engine)
+        log.warning("%s lanes to engine %d broke (%s); actor calls until they are open again",
+                    self.name, engine, error_line(exc))
+        if not recovering:
+            self._spawn(self._recover, engine, f"raybench-reopen-{engine}")
 
-    def _recover(self, lane: _Lane) -> None:
-        """Close a broken lane's channel and open a new one (one attempt per break)."""
-        self._close(lane.channel)
+    def _recover(self, engine: int) -> None:
+        """Reopen an engine's broken lanes: close all their channels, then open new ones
+        one at a time; again while lanes broke meanwhile. The first open that fails
+        leaves the engine on actor calls."""
+        while True:
+            with self._lock:
+                broken = [lane for lane in self._lanes[engine] if lane.broken]
+                if not broken or self._stopping:
+                    self._recovering.discard(engine)
+                    return
+            for lane in broken:
+                with lane.lock:
+                    channel, lane.channel = lane.channel, None
+                if channel is not None:
+                    self._close(channel)
+            for lane in broken:
+                if not self._reopen(lane):
+                    with self._lock:
+                        self._recovering.discard(engine)
+                    return
+
+    def _reopen(self, lane: _Lane) -> bool:
+        """Open a broken lane's channel again; False if it cannot be opened or we stop."""
         if self._stopping:
-            return
+            return False
         try:
             channel = self.open_channel(lane.engine)
         except Exception as exc:
             log.warning("%s lane to engine %d stays on actor calls: %s", self.name,
                         lane.engine, error_line(exc))
-            return
+            return False
         with self._lock:
             stopping = self._stopping
             if not stopping:
@@ -312,8 +342,9 @@ class Lanes:
                 self.reopened += 1
         if stopping:
             self._close(channel)
-            return
+            return False
         log.info("%s lane to engine %d open again", self.name, lane.engine)
+        return True
 
     def _fallback_lane(self, engine: int) -> _Lane:
         with self._lock:

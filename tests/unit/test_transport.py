@@ -270,6 +270,50 @@ def test_a_dead_engine_breaks_its_lane_calls_carry_on_and_the_graph_reopens(star
     assert len(sink.failures) == 3
 
 
+def test_a_dead_engine_breaks_all_its_lanes_tears_them_down_then_compiles_one_at_a_time(started):
+    fakes = Fakes(1)
+    order: list[tuple] = []
+    compiling: list[int] = []
+    lock = threading.Lock()
+
+    def open_graph(engine: int) -> FakeChannel:
+        with lock:
+            compiling.append(engine)
+            alongside = len(compiling) - 1
+        time.sleep(0.05)  # a compile takes a while
+        channel = fakes.open_graph(engine)
+        close = channel.close
+
+        def logged_close():
+            order.append(("close", channel))
+            close()
+
+        channel.close = logged_close
+        with lock:
+            compiling.remove(engine)
+            order.append(("open", channel, alongside))
+        return channel
+
+    engine = fakes.engines[0]
+    lanes = Lanes(1, 2, open_graph, fallback=fakes.open_call)
+    sink = started(lanes)
+    first = list(fakes.opened)
+    order.clear()
+    engine.alive = False
+    lanes.submit(batch(0, 0))  # only one lane holds a batch when the engine dies
+    assert wait_until(lambda: len(sink.failures) == 1)
+    engine.alive = True
+    assert wait_until(lambda: lanes.reopened == 2)
+    # both old graphs torn down before the first new compile; compiles never side by side
+    assert [entry[0] for entry in order] == ["close", "close", "open", "open"]
+    assert {entry[1] for entry in order[:2]} == set(first)
+    assert [entry[2] for entry in order[2:]] == [0, 0]
+    for i in (1, 2):
+        lanes.submit(batch(i, 0))
+    assert wait_until(lambda: len(sink.answers) == 2)
+    assert {r[2] for _, r, _ in sink.answers} == {"graph"}
+
+
 def test_a_lane_that_cannot_reopen_stays_on_calls(started):
     fakes = Fakes(1)
     lanes = Lanes(1, 1, fakes.open_graph, fallback=fakes.open_call)
