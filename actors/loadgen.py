@@ -72,6 +72,7 @@ class LoadGenOutcome:
     cpu_s: float = 0.0  # CPU time of the LoadGen actor's process during the test
     fallback_batches: int = 0  # graph lanes broken: batches sent by actor calls meanwhile
     lanes_reopened: int = 0
+    rerun: str = ""  # why the test ran a second time, from the start (see lifecycle)
 
 
 @dataclass

@@ -9,10 +9,13 @@ In each run a timer SIGKILLs a random engine's process (Ray restarts it) at a ra
 moment, from LoadGen's start to past the middle of the test.
 
 The table: each run, whether it completed, the samples lost (issued, never completed)
-and doubled (completed more than once), and the samples sent again. Everything must
+and doubled (completed more than once), the samples sent again, and whether the test ran
+a second time on actor calls (its LoadGen actor died while an engine restarted; see
+``raybench.run.lifecycle``). Everything must
 complete with nothing lost or doubled.
 
-Usage: ``python bench/soak.py [--runs 20] [--seed 0]``
+Usage: ``python bench/soak.py [--runs 20] [--seed 0] [--scenario S] [--mode M] [--transport T]``
+(the last three keep only the runs of that kind).
 """
 
 from __future__ import annotations
@@ -95,7 +98,7 @@ def soak_run(number: int, kind: tuple, rng: random.Random, standin, output: Path
     scenario, mode, transport = kind
     killer = Killer(rng, rng.uniform(0.5, 3.5))
     row = dict(run=number, scenario=scenario, mode=mode, transport=transport, ok=False,
-               lost="-", doubled="-", retried="-", error="")
+               lost="-", doubled="-", retried="-", rerun="-", error="")
     try:
         report = execute(prepare(request(scenario, mode, transport, standin, output / str(number))),
                          on_ready=killer.on_ready)
@@ -114,7 +117,7 @@ def soak_run(number: int, kind: tuple, rng: random.Random, standin, output: Path
         lost = max(0, outcome.received - outcome.completed)
         doubled = max(0, outcome.completed - outcome.received)
     row.update(ok=True, lost=lost, doubled=doubled, retried=outcome.retried,
-               samples=outcome.completed)
+               samples=outcome.completed, rerun="yes" if outcome.rerun else "no")
     return row
 
 
@@ -122,7 +125,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--scenario", choices=sorted({k[0] for k in KINDS}))
+    parser.add_argument("--mode", choices=sorted({k[1] for k in KINDS}))
+    parser.add_argument("--transport", choices=sorted({k[2] for k in KINDS}))
     args = parser.parse_args()
+    kinds = [k for k in KINDS if all(want in (None, have) for want, have in
+                                     zip((args.scenario, args.mode, args.transport), k))]
 
     import ray
 
@@ -137,7 +145,7 @@ def main() -> None:
         try:
             for number in range(1, args.runs + 1):
                 started = time.monotonic()
-                row = soak_run(number, KINDS[(number - 1) % len(KINDS)], rng, standin,
+                row = soak_run(number, kinds[(number - 1) % len(kinds)], rng, standin,
                                tmp / "results")
                 row["wall_s"] = time.monotonic() - started
                 rows.append(row)
@@ -145,7 +153,7 @@ def main() -> None:
                       f"{row['transport']:<5}  killed {row['killed']:<11}  "
                       f"{'completed' if row['ok'] else 'FAILED':<9}  "
                       f"samples {row.get('samples', '-'):>6}  lost {row['lost']:>3}  "
-                      f"doubled {row['doubled']:>3}  retried {row['retried']:>5}  "
+                      f"doubled {row['doubled']:>3}  retried {row['retried']:>5}  rerun {row['rerun']:<3}  "
                       f"{row['wall_s']:5.1f} s  {row['error']}", flush=True)
         finally:
             ray.shutdown()
@@ -153,8 +161,9 @@ def main() -> None:
     killed = sum(r["killed"] != "-" for r in rows)
     lost = sum(r["lost"] for r in rows if r["ok"])
     doubled = sum(r["doubled"] for r in rows if r["ok"])
-    print(f"\nruns completed {completed}/{len(rows)}  (an engine killed in {killed})  "
-          f"samples lost {lost}  doubled {doubled}")
+    reruns = sum(r["rerun"] == "yes" for r in rows)
+    print(f"\nruns completed {completed}/{len(rows)}  (an engine killed in {killed}; "
+          f"{reruns} ran again on actor calls)  samples lost {lost}  doubled {doubled}")
     sys.exit(0 if completed == len(rows) and not lost and not doubled else 1)
 
 

@@ -43,6 +43,7 @@ from raybench.run.request import RunRequest
 log = logging.getLogger(__name__)
 
 PROGRESS_S = 0.5  # how often a progress callback is fed
+ENGINE_INFO_S = 30.0  # longest wait for an engine's info (Ray may be restarting it)
 TUNABLE = ("batch_size", "batch_timeout_us", "max_inflight", "sim")
 
 
@@ -342,49 +343,43 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
 def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results: ResultDir,
               on_progress: Optional[Callable] = None,
               engine_info: Optional[list[dict]] = None) -> TestReport:
-    import ray
+    """Run one LoadGen test and move its logs into place.
+
+    A test whose LoadGen actor died while an engine actor was restarted under a graph
+    transport is run once more, from the start, on actor calls: Ray (2.60) may abort the
+    process that drives compiled graphs when one of their actors dies (a check in its
+    C++ channel code, which no Python code can catch). The first attempt's logs are
+    kept in ``history/``; the outcome says why the test ran again.
+    """
+    from ray.exceptions import RayActorError, RayError
 
     unit = str(test.unit)
-    partial = results.start_test(unit)
-    logs = partial / test.logs
-    logs.mkdir(parents=True, exist_ok=True)
     settings = settings_of(prepared, test)
-    audit_config = None
-    if test.audit:  # where LoadGen reads it, and kept beside the logs
-        audit_config = logs / AUDIT_CONFIG
-        audit_config.write_text(audit_config_text(test.audit, prepared.request.benchmark))
-    h = prepared.harness
-    run_label = (f"{prepared.system.id}/{prepared.request.benchmark}/"
-                 f"{prepared.request.scenario}/{test.unit / test.logs}")
     lanes = _streams(prepared)  # one lane per inference stream
     asked = prepared.request.transport
-    plan = LoadGenPlan(
-        values=settings.values, log_dir=str(logs.resolve()), total_count=prepared.total_count,
-        performance_count=settings.values["performance_sample_count_override"],
-        batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
-        max_inflight=max(h.max_inflight, lanes),
-        transport=asked.value if asked else AUTO, lanes=lanes,
-        # TEST01 logs sampled responses of a performance run: they must be real outputs
-        want_outputs=(test.mode == Mode.ACCURACY
-                      or settings.values.get("accuracy_log_sampling_target", 0) > 0),
-        track_ids=prepared.request.track_ids,
-        run_label=run_label,
-        engine_info=engine_info or [],
-        audit_config=str(audit_config.resolve()) if audit_config else None,
-    )
-    actor = placement.loadgen_actor(name=run_label)
-    kept = f"LoadGen's partial logs: {partial}"
-    try:
-        ref = actor.run.remote(plan)
-        while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_S)[0]:
-            snapshot = ray.get(actor.progress.remote())
-            if snapshot is not None:
-                on_progress(snapshot)
-        outcome = ray.get(ref)
-    except ray.exceptions.RayError as exc:
-        raise RunError(f"{test.name} test failed: {error_line(exc)}; {kept}") from None
-    finally:
-        ray.kill(actor)
+    transport = asked.value if asked else AUTO
+    rerun = ""
+    while True:
+        partial = results.start_test(unit)
+        kept = f"LoadGen's partial logs: {partial}"
+        plan = _plan(prepared, test, settings, partial / test.logs, transport, lanes, engine_info)
+        pids = _engine_pids(placement)
+        try:
+            outcome = _drive(placement, plan, on_progress)
+            break
+        except RayActorError as exc:
+            restarted = [e for e, (before, after) in
+                         enumerate(zip(pids, _engine_pids(placement))) if before != after]
+            if transport == TransportName.CALLS.value or rerun or not restarted:
+                raise RunError(f"{test.name} test failed: {error_line(exc)}; {kept}") from None
+            rerun = (f"the LoadGen actor died ({error_line(exc)}) while engine "
+                     f"{', '.join(map(str, restarted))} restarted; run again on actor calls")
+            log.warning("%s test: %s", test.name, rerun)
+            transport = TransportName.CALLS.value
+        except RayError as exc:
+            raise RunError(f"{test.name} test failed: {error_line(exc)}; {kept}") from None
+    outcome.rerun = rerun
+    logs = partial / test.logs
     if outcome.fatal or outcome.drained_error:
         raise RunError(f"{test.name} test failed: {outcome.fatal or outcome.drained_error}; "
                        f"{kept}")
@@ -397,6 +392,61 @@ def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results:
     summary = parse_summary(logs / SUMMARY)
     final = results.finish_test(unit) / test.logs
     return TestReport(test.mode.value, final, summary, outcome, accuracy, test.audit)
+
+
+def _plan(prepared: Prepared, test: TestSpec, settings: EffectiveSettings, logs: Path,
+          transport: str, lanes: int, engine_info: Optional[list[dict]]) -> LoadGenPlan:
+    """The LoadGen actor's plan for one attempt at a test (its logs directory made)."""
+    logs.mkdir(parents=True, exist_ok=True)
+    audit_config = None
+    if test.audit:  # where LoadGen reads it, and kept beside the logs
+        audit_config = logs / AUDIT_CONFIG
+        audit_config.write_text(audit_config_text(test.audit, prepared.request.benchmark))
+    h = prepared.harness
+    return LoadGenPlan(
+        values=settings.values, log_dir=str(logs.resolve()), total_count=prepared.total_count,
+        performance_count=settings.values["performance_sample_count_override"],
+        batch_size=h.batch_size, batch_timeout_us=h.batch_timeout_us,
+        max_inflight=max(h.max_inflight, lanes), transport=transport, lanes=lanes,
+        # TEST01 logs sampled responses of a performance run: they must be real outputs
+        want_outputs=(test.mode == Mode.ACCURACY
+                      or settings.values.get("accuracy_log_sampling_target", 0) > 0),
+        track_ids=prepared.request.track_ids,
+        run_label=(f"{prepared.system.id}/{prepared.request.benchmark}/"
+                   f"{prepared.request.scenario}/{test.unit / test.logs}"),
+        engine_info=engine_info or [],
+        audit_config=str(audit_config.resolve()) if audit_config else None,
+    )
+
+
+def _drive(placement: Placement, plan: LoadGenPlan,
+           on_progress: Optional[Callable]) -> LoadGenOutcome:
+    """Run ``plan`` in a fresh LoadGen actor, reporting progress; the actor is killed after."""
+    import ray
+
+    actor = placement.loadgen_actor(name=plan.run_label)
+    try:
+        ref = actor.run.remote(plan)
+        while on_progress is not None and not ray.wait([ref], timeout=PROGRESS_S)[0]:
+            snapshot = ray.get(actor.progress.remote())
+            if snapshot is not None:
+                on_progress(snapshot)
+        return ray.get(ref)
+    finally:
+        ray.kill(actor)
+
+
+def _engine_pids(placement: Placement) -> list[Optional[int]]:
+    """Each engine actor's process id now (None: it does not answer)."""
+    import ray
+
+    pids: list[Optional[int]] = []
+    for handle in placement.engines:
+        try:
+            pids.append(ray.get(handle.info.remote(), timeout=ENGINE_INFO_S)["pid"])
+        except Exception:  # dead, or restarting for longer than that
+            pids.append(None)
+    return pids
 
 
 def _accuracy(prepared: Prepared, directory: Path) -> AccuracyResult:

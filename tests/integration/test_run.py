@@ -105,6 +105,62 @@ def test_engine_killed_mid_run_loses_no_sample(ray_cluster, tmp_path, scenario, 
     assert "No errors encountered" in (test.directory / SUMMARY).read_text()
 
 
+def test_a_loadgen_actor_lost_after_an_engine_death_on_graphs_runs_the_test_again_on_calls(
+        ray_cluster, tmp_path):
+    """What raybench does when Ray aborts the LoadGen actor's process in its compiled-graph
+    code after an engine died (a Ray bug no Python can catch), played by killing both."""
+    import ray
+
+    from raybench.run import execute, prepare
+
+    kill_engine = KillEngineMidTest()
+    where = {}
+
+    def on_progress(p) -> None:
+        kill_engine.on_progress(p)
+        if kill_engine.killed.is_set() and "killed" not in where:
+            where["killed"] = True
+            ray.kill(ray.get_actor(f"loadgen-{GPU_SYSTEM}/resnet50/Server/performance/run_1",
+                                   namespace=where["namespace"]))
+
+    req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario="Server", output=tmp_path,
+                     engines=2, batch_size=64, track_ids=True, transport="graph",
+                     duration=1.0, queries=1, target_qps=1000)
+    report = execute(prepare(req), on_ready=kill_engine.on_ready, on_progress=on_progress,
+                     on_placed=lambda _, placement: where.update(namespace=placement.namespace))
+    (test,) = report.tests
+    outcome = test.outcome
+    assert where.get("killed")
+    assert outcome.transport == "calls" and "engine 0 restarted" in outcome.rerun
+    assert outcome.fatal is None and outcome.completed == outcome.received > 0
+    assert "No errors encountered" in (test.directory / SUMMARY).read_text()
+    assert [p.name for p in tmp_path.rglob("*.partial")] == ["run_1.partial"]  # kept in history
+    assert all("history" in p.parts for p in tmp_path.rglob("*.partial"))
+
+
+def test_a_loadgen_actor_lost_without_an_engine_death_fails_the_run(ray_cluster, tmp_path):
+    import ray
+
+    from raybench.errors import RunError
+    from raybench.run import execute, prepare
+
+    where = {}
+
+    def on_progress(p) -> None:
+        if p.completed > 0 and "killed" not in where:
+            where["killed"] = True
+            ray.kill(ray.get_actor(f"loadgen-{GPU_SYSTEM}/resnet50/Server/performance/run_1",
+                                   namespace=where["namespace"]))
+
+    req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario="Server", output=tmp_path,
+                     engines=2, batch_size=64, transport="graph", duration=1.0, queries=1,
+                     target_qps=1000)
+    with pytest.raises(RunError, match="test failed: .*killed by `ray.kill`"):
+        execute(prepare(req), on_progress=on_progress,
+                on_placed=lambda _, placement: where.update(namespace=placement.namespace))
+    assert where.get("killed")
+
+
 def test_progress_snapshots_while_a_test_runs(ray_cluster, tmp_path):
     from raybench.run import execute, prepare
 
