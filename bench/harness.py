@@ -6,7 +6,10 @@ alternated, ``--repeat`` rounds; a cell shows the range over the rounds.
 
 1. The transport alone: a driver actor sends index batches to 8 ``null`` engine actors
    (4 in flight each) through raybench's own transport: calls/s and the driver's CPU per
-   call, at batch 128 (the 8x A100 systems' resnet50 Server batch) and 2048 (Offline).
+   call, at batch 128 (the 8x A100 systems' resnet50 Server batch) and 2048 (Offline);
+   and the round trip of a 1-sample batch, one at a time, to one engine, through Ray
+   alone (an actor call, or a compiled graph's ``execute().get()``) and through
+   raybench's transport (submit to the reader's ``done``): what SingleStream pays.
 2. The query path with ``null`` engines against bare LoadGen (FastSUT completing inside
    the issue callback, a fresh process per test): Offline samples/s, the highest VALID
    Server QPS (15 ms p99; batch 8192, 4 ms), SingleStream latency percentiles (one engine).
@@ -184,6 +187,61 @@ class TransportProbe:
         transport.stop()
         return {"calls_per_s": total / wall, "cpu_us_per_call": cpu / total * 1e6}
 
+    def round_trip(self, kind: str, calls: int) -> list[float]:
+        """Microseconds from submit to the sink's ``done``, one 1-sample batch at a time,
+        through raybench's transport to engine 0."""
+        import threading
+
+        from raybench.actors.transport import open_transport
+        from raybench.scheduling.ledger import Batch
+
+        transport = open_transport(kind, self.engines[:1], lanes=1, want_outputs=False,
+                                   max_inflight=1)
+        answered = threading.Event()
+
+        class Sink:
+            def done(self, batch_id, result):
+                answered.set()
+
+            def failed(self, batch_id, error, retry):
+                raise RuntimeError(error)
+
+        transport.start(Sink())
+        took = []
+        for i in range(calls):
+            answered.clear()
+            start = time.perf_counter()
+            transport.submit(Batch(i, [i], [0], 0))
+            answered.wait()
+            took.append((time.perf_counter() - start) * 1e6)
+        transport.stop()
+        return took[calls // 10:]  # past the warm-up
+
+    def ray_round_trip(self, kind: str, calls: int) -> list[float]:
+        """The same round trip on Ray alone: ``ray.get(engine.run.remote(...))`` (calls), or
+        ``execute(...).get()`` on a compiled graph to the engine (graph, spinning get)."""
+        import ray
+        from ray.dag import InputNode
+
+        from raybench.actors.transport import pack
+
+        handle, packed = self.engines[0], pack([0])
+        if kind == "graph":
+            with InputNode() as arg:
+                node = handle.run.bind(arg, False)
+            graph = node.experimental_compile()
+            call = lambda: graph.execute(packed).get()  # noqa: E731
+        else:
+            call = lambda: ray.get(handle.run.remote(packed, False))  # noqa: E731
+        took = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            call()
+            took.append((time.perf_counter() - start) * 1e6)
+        if kind == "graph":
+            graph.teardown()
+        return took[calls // 10:]
+
 
 # -- the tables --------------------------------------------------------------------------
 def table_transport(rounds: int, seconds: float) -> list[tuple[str, dict[str, Cell]]]:
@@ -207,9 +265,20 @@ def table_transport(rounds: int, seconds: float) -> list[tuple[str, dict[str, Ce
                 logging.info("  transport %s batch %d: %s", kind, batch, got)
                 rows[f"batch {batch}: calls/s"][kind].add(got["calls_per_s"])
                 rows[f"batch {batch}: driver CPU us per call"][kind].add(got["cpu_us_per_call"])
+    trips = {f"1 sample, 1 in flight: {what} p{p} us": {t: Cell() for t in TRANSPORTS}
+             for what in ("Ray alone", "raybench transport") for p in (50, 90)}
+    for r in range(rounds):
+        for kind in TRANSPORTS if r % 2 == 0 else reversed(TRANSPORTS):
+            calls = max(200, int(seconds * 1000))
+            for what, method in (("Ray alone", probe.ray_round_trip),
+                                 ("raybench transport", probe.round_trip)):
+                took = sorted(ray.get(method.remote(kind, calls)))
+                for p in (50, 90):
+                    trips[f"1 sample, 1 in flight: {what} p{p} us"][kind].add(
+                        took[len(took) * p // 100])
     for h in engines + [probe]:
         ray.kill(h)
-    return list(rows.items())
+    return list(rows.items()) + list(trips.items())
 
 
 def table_null(rounds: int, d: float, steps: int, out: Path) -> list[tuple[str, dict, str]]:
