@@ -170,6 +170,7 @@ class ProgressLine:
             Text("━" * filled, style="green") + Text("━" * (bar - filled), style="grey37")
             + Text(f" {share * 100:3.0f}%"),
             Text(f"  ETA {duration_text(eta)}" if eta is not None else "  ETA -"),
+            Text("  loading samples" if p.in_qsl else ""),  # LoadGen waits meanwhile
             Text(f"  {rate:,.0f}/s"),
             Text(f"  {p.completed:,} done"),
             Text(f"  {p.elapsed_s:.0f} s"),

@@ -73,9 +73,9 @@ def test_table_hoists_constant_columns_and_hides_wide_ones():
     assert text.splitlines()[0].strip() == "runs · cpu" and "detail" not in text
 
 
-def progress(prepared, mode, elapsed, completed, received):
+def progress(prepared, mode, elapsed, completed, received, in_qsl=False):
     return Progress(mode, elapsed, prepared.settings.values["min_duration_ms"] / 1000,
-                    received, completed, 2, 0)
+                    received, completed, 2, 0, in_qsl=in_qsl)
 
 
 def test_server_eta_is_the_minimum_duration_left_at_the_target_rate():
@@ -105,3 +105,11 @@ def test_accuracy_eta_counts_every_sample_and_narrow_lines_drop_details():
     assert "ETA 1 s" in line.line(progress(prepared, "AccuracyOnly", 2, 512, 512), 80).plain
     text = line.line(progress(prepared, "AccuracyOnly", 2, 512, 512), 40).plain
     assert text.startswith("Accuracy") and len(text) <= 39
+
+
+def test_the_line_says_when_loadgen_waits_for_a_sample_load():
+    prepared = prepare(RunRequest(engine="null", system="cpu", scenario="Offline", duration=1))
+    line = ProgressLine(prepared)
+    assert "loading samples" not in line.line(progress(prepared, "AccuracyOnly", 1, 0, 0), 80).plain
+    text = line.line(progress(prepared, "AccuracyOnly", 2, 512, 512, in_qsl=True), 80).plain
+    assert "ETA" in text and "loading samples" in text and len(text) <= 79
