@@ -58,7 +58,8 @@ def choices(value: object, allowed) -> str:
     Returns:
         The formatted fragment.
     """
-    return f"{value!r} (allowed: {', '.join(str(a) for a in allowed)})"
+    value = getattr(value, "value", value)  # an enum member reads as its value
+    return f"{value!r} (allowed: {', '.join(str(getattr(a, 'value', a)) for a in allowed)})"
 
 
 class Interrupted(KeyboardInterrupt):

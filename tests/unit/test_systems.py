@@ -346,3 +346,13 @@ def test_cli_show_unknown_benchmark_and_missing_scenario():
     assert result.exit_code == 2 and "unknown benchmark 'bert'" in result.output
     result = _cli("show", "cpu", "--benchmark", "ssd-mobilenet", "--scenario", "Server")
     assert result.exit_code == 2 and "Server" in result.output
+
+
+def test_a_scenario_the_system_lacks_is_named_by_its_value():
+    from raybench.config.names import Scenario
+
+    system = load_system("SYS-420GP-TNAR_A100-SXM-80GBx8")
+    with pytest.raises(ConfigError) as raised:
+        system.harness("resnet50", Scenario("SingleStream"))
+    assert str(raised.value).endswith(
+        "for scenario 'SingleStream' (allowed: Server, Offline)")
