@@ -8,6 +8,9 @@ concurrent calls: :meth:`LoadGenActor.run` blocks for the whole test while
     LoadGen issue(ids, indices) -> Dispatcher (batcher, router, ledger) -> transport
     (a compiled graph per engine lane, or actor calls) -> engine actors
     -> the lane's reader: Dispatcher.done -> QuerySamplesComplete(ids), exactly once
+
+With the ``inline`` transport the run has no engine actor: the LoadGen actor builds the
+one engine itself (:attr:`LoadGenPlan.inline_engine`) and runs its batches in-process.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from raybench.actors.engine import EngineActor, EngineSpec
 from raybench.actors.transport import choose_transport, open_transport
 from raybench.errors import RunError, error_line
 from raybench.scheduling.batcher import Batcher
@@ -53,6 +57,7 @@ class LoadGenPlan:
     run_label: str = ""  # the run's tag on Ray metrics
     engine_info: list = field(default_factory=list)  # EngineActor.info() each: metric labels
     audit_config: Optional[str] = None  # a compliance test's audit.config (None: no audit)
+    inline_engine: Optional[EngineSpec] = None  # the inline transport's engine, built here
 
 
 @dataclass
@@ -73,6 +78,7 @@ class LoadGenOutcome:
     fallback_batches: int = 0  # graph lanes broken: batches sent by actor calls meanwhile
     lanes_reopened: int = 0
     rerun: str = ""  # why the test ran a second time, from the start (see lifecycle)
+    engine_info: list = field(default_factory=list)  # the inline engine's EngineActor.info()
 
 
 @dataclass
@@ -140,6 +146,7 @@ class LoadGenActor:
 
     def __init__(self, engines: list):
         self.engines = engines
+        self.local: Optional[EngineActor] = None  # the inline transport's engine
         self.dispatcher: Optional[Dispatcher] = None
         self.plan: Optional[LoadGenPlan] = None
         self.start = 0.0
@@ -196,6 +203,12 @@ class LoadGenActor:
             RunError: An engine raised (a bad sample file, say), or no engine could
                 load the samples.
         """
+        if self.local is not None:
+            try:
+                getattr(self.local, method)(indices)
+            except Exception as exc:
+                raise RunError(error_line(exc)) from None
+            return
         import ray
         from ray.exceptions import RayTaskError
 
@@ -236,12 +249,18 @@ class LoadGenActor:
         scenario = plan.values["scenario"]
         batcher = Batcher(plan.batch_size,
                           plan.batch_timeout_us / 1e6 if scenario == "Server" else 0.0)
-        router = Router(len(self.engines), plan.max_inflight)
-        kind = choose_transport(plan.transport, len(self.engines) * plan.lanes,
-                                os.cpu_count() or 1)
-        transport = open_transport(kind, self.engines, plan.lanes, plan.want_outputs,
+        engine_info = plan.engine_info
+        if plan.inline_engine is not None:
+            self.local = EngineActor(plan.inline_engine)
+            engines, kind, engine_info = [self.local], "inline", [self.local.info()]
+        else:
+            engines = self.engines
+            kind = choose_transport(plan.transport, len(engines) * plan.lanes,
+                                    os.cpu_count() or 1)
+        router = Router(len(engines), plan.max_inflight)
+        transport = open_transport(kind, engines, plan.lanes, plan.want_outputs,
                                    plan.max_inflight)
-        observer, telemetry = start_telemetry(len(self.engines), plan.run_label, plan.engine_info)
+        observer, telemetry = start_telemetry(len(engines), plan.run_label, engine_info)
         dispatcher = Dispatcher(batcher, router, transport.submit, _complete,
                                 max_attempts=plan.max_attempts, track_ids=plan.track_ids,
                                 observer=observer, balance=scenario == "Offline")
@@ -278,4 +297,5 @@ class LoadGenActor:
             fatal=dispatcher.fatal, engine_failures=list(router.failures),
             transport=transport.name, cpu_s=cpu, fallback_batches=transport.fallback_batches,
             lanes_reopened=transport.reopened,
+            engine_info=engine_info if self.local is not None else [],
         )

@@ -15,6 +15,10 @@ Two kinds of channel (:data:`TRANSPORTS`):
   lane's graph on its own thread (``_ray_system`` concurrency group, one thread per
   lane) and still serves ordinary calls (QSL load and unload) meanwhile.
 * ``calls``: one Ray actor call per batch, ``ray.get`` per answer.
+* ``inline``: a run's only engine lives in the LoadGen actor's own process, and a batch
+  runs on the thread that sends it (LoadGen's, for SingleStream): no Ray, no copy. What
+  the harness adds to a query is then the dispatcher's bookkeeping and one hand-over to
+  the lane's reader. The engine cannot be restarted on its own: its death ends the test.
 
 An engine lost (its actor died; Ray restarts it) fails every batch it held with retry
 (the dispatcher sends them to other engines) and is waited for, in the background:
@@ -50,7 +54,7 @@ from raybench.scheduling.ledger import Batch
 
 log = logging.getLogger(__name__)
 
-TRANSPORTS = ("graph", "calls")
+TRANSPORTS = ("graph", "calls", "inline")
 AUTO = "auto"  # choose_transport picks one for the host
 INDEX_BYTES = 8  # one packed sample index
 STOP_JOIN_S = 5.0
@@ -502,6 +506,30 @@ class GraphChannel:
             self.doorbell.close()
 
 
+class InlineChannel:
+    """The engine itself, in this process: :meth:`send` runs the batch on its caller's
+    thread; the ticket is the answer."""
+
+    def __init__(self, engine, want_outputs: bool):
+        self.engine = engine  # an EngineActor instance (a plain object here)
+        self.want_outputs = want_outputs
+
+    def send(self, batch: Batch):
+        try:
+            return True, self.engine.run(pack(batch.indices), self.want_outputs)
+        except Exception as exc:  # the engine raised: reported by the reader, like the others
+            return False, exc
+
+    def receive(self, ticket):
+        ran, answer = ticket
+        if not ran:
+            raise EngineRaised(error_line(answer))
+        return answer
+
+    def close(self) -> None:
+        return None
+
+
 def _wait_alive(handle, timeout_s: float = 60.0) -> None:
     """Wait until an engine actor answers (Ray may be restarting it).
 
@@ -546,8 +574,9 @@ def open_transport(kind: str, handles: list, lanes: int, want_outputs: bool,
     """The transport ``kind`` (one of :data:`TRANSPORTS`) to the engine actors ``handles``.
 
     Args:
-        kind: ``graph`` or ``calls``.
-        handles: Engine actor handles, by engine index.
+        kind: ``graph``, ``calls`` or ``inline``.
+        handles: Engine actor handles, by engine index (``inline``: the one engine
+            object itself).
         lanes: Lanes per engine (graph; calls use one: Ray runs an actor's calls on
             as many threads as it has inference streams).
         want_outputs: Whether engines return accuracy-log payloads.
@@ -561,6 +590,11 @@ def open_transport(kind: str, handles: list, lanes: int, want_outputs: bool,
 
     if kind == "calls":
         return Lanes(len(handles), 1, calls, name="calls", wait_alive=wait_alive)
+    if kind == "inline":
+        if len(handles) != 1:
+            raise ValueError(f"the inline transport runs one engine, not {len(handles)}")
+        return Lanes(1, 1, lambda engine: InlineChannel(handles[0], want_outputs),
+                     name="inline")
     if kind != "graph":
         raise ValueError(f"unknown transport {kind!r} (allowed: {', '.join(TRANSPORTS)})")
     return Lanes(len(handles), lanes,

@@ -88,6 +88,7 @@ class TransportName(_Name):
 
     GRAPH = "graph"  # Ray Compiled Graphs: shared-memory channels, one graph per engine lane
     CALLS = "calls"  # Ray actor calls
+    INLINE = "inline"  # the one engine runs inside the LoadGen actor: no Ray in between
 
 
 class AuditTestName(_Name):

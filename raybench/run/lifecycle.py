@@ -212,6 +212,12 @@ def prepare(request: RunRequest) -> Prepared:
         settings = apply_conf(settings, conf, total)
     settings = apply_overrides(settings, request.overrides(), total)  # the command line wins
     engines = request.engines or system.engines(os.cpu_count() or 1)
+    if request.transport == TransportName.INLINE:
+        if request.engines not in (None, 1):
+            raise ConfigError(f"--engines {request.engines} with --transport inline: the "
+                              "inline transport runs one engine, inside the LoadGen actor "
+                              "(allowed: --engines 1, or graph or calls)")
+        engines = 1
     if request.engines and system.accelerator_count and request.engines > system.accelerator_count:
         raise ConfigError(f"--engines {request.engines} exceeds the {system.accelerator_count} "
                           f"GPUs of system {system.id!r}")
@@ -314,7 +320,8 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             placement = place(_engine_spec(prepared), prepared.engines, gpu,
                               request.max_restarts,
                               namespace=run_namespace(f"{request.benchmark}-{request.scenario}"),
-                              group=group, graph_lanes=graph_lanes)
+                              group=group, graph_lanes=graph_lanes,
+                              inline=request.transport == TransportName.INLINE)
             try:
                 if on_placed:
                     on_placed(session, placement)
@@ -329,6 +336,7 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
                              f"{results.partial_dir(str(test.unit))}")
                     report.tests.append(_run_test(prepared, test, placement, results,
                                                   on_progress, report.engine_info))
+                    report.engine_info = report.engine_info or report.tests[-1].outcome.engine_info
                 doing = "after the run; its results are complete"
             finally:
                 placement.release()
@@ -412,6 +420,7 @@ def _plan(prepared: Prepared, test: TestSpec, settings: EffectiveSettings, logs:
         want_outputs=(test.mode == Mode.ACCURACY
                       or settings.values.get("accuracy_log_sampling_target", 0) > 0),
         track_ids=prepared.request.track_ids,
+        inline_engine=_engine_spec(prepared) if transport == TransportName.INLINE.value else None,
         run_label=(f"{prepared.system.id}/{prepared.request.benchmark}/"
                    f"{prepared.request.scenario}/{test.unit / test.logs}"),
         engine_info=engine_info or [],

@@ -59,8 +59,9 @@ class Placement:
     """A run's placement group, its engine actors and where its LoadGen actors go."""
 
     group: object
-    engines: list
+    engines: list  # empty with the inline transport: the LoadGen actor holds the engine
     loadgen_bundle: int
+    loadgen_gpu: bool = False  # the LoadGen actor takes the bundle's GPU (inline, GPU run)
     namespace: Optional[str] = None
     node: Optional[dict] = None  # the node's entry in ray.nodes()
     owns_group: bool = True
@@ -75,7 +76,8 @@ class Placement:
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
         remote = ray.remote(LoadGenActor).options(
-            num_cpus=1, max_restarts=0, max_concurrency=2,
+            num_cpus=0 if self.loadgen_gpu else 1, num_gpus=1 if self.loadgen_gpu else 0,
+            max_restarts=0, max_concurrency=2,
             scheduling_strategy=PlacementGroupSchedulingStrategy(
                 placement_group=self.group, placement_group_bundle_index=self.loadgen_bundle),
             **({"name": f"loadgen-{name}", "namespace": self.namespace}
@@ -100,7 +102,8 @@ class Placement:
 
 
 def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
-          namespace: Optional[str] = None, group=None, graph_lanes: int = 0) -> Placement:
+          namespace: Optional[str] = None, group=None, graph_lanes: int = 0,
+          inline: bool = False) -> Placement:
     """Create the run's placement group and its engine actors on one node.
 
     Args:
@@ -113,6 +116,8 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
             trial's) to place the actors in; None to create one.
         graph_lanes: Compiled graphs each engine actor runs at once (one thread each in
             its ``_ray_system`` concurrency group, where Ray runs compiled graphs).
+        inline: The inline transport (``count`` is 1): no engine actor; the LoadGen
+            actors go into the engine's bundle (its GPU) and build the engine themselves.
 
     Raises:
         RunError: No node can hold the run, placement timed out, or ``group`` has
@@ -132,6 +137,9 @@ def place(spec: EngineSpec, count: int, gpu: bool, max_restarts: int,
                            f"and LoadGen {bundles(count, gpu)}")
     node_id = next(iter(placement_group_table(group).get("bundles_to_node_id", {}).values()), None)
     node = next((n for n in ray.nodes() if n["Alive"] and n["NodeID"] == node_id), None)
+    if inline:
+        return Placement(group, [], loadgen_bundle=0, loadgen_gpu=gpu, namespace=namespace,
+                         node=node, owns_group=owns_group)
     host = (node or {}).get("NodeManagerHostname") or "node"
     remote = ray.remote(EngineActor)
     if graph_lanes > 1:

@@ -84,8 +84,10 @@ class RunRequest(Strict):
                                          "(backpressure).", TUNING, ge=1)
     transport: Optional[TransportName] = _field(
         None, "How batches reach the engines: graph (Ray Compiled Graphs, shared-memory "
-        "channels) or calls (Ray actor calls). Default: graph when the engines' host has two "
-        "cores per graph lane (one lane per engine inference stream), else calls.", TUNING)
+        "channels), calls (Ray actor calls) or inline (one engine, run inside the LoadGen "
+        "actor: the least latency, for SingleStream; no engine restarts). Default: graph "
+        "when the engines' host has two cores per graph lane (one lane per engine inference "
+        "stream), else calls.", TUNING)
     threads: Optional[int] = _field(None, "CPU threads per engine.", TUNING, ge=1)
     max_restarts: int = _field(3, "Times Ray restarts a dead engine actor.", TUNING, ge=0)
 

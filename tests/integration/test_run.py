@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 
 import pytest
@@ -64,6 +65,30 @@ def test_each_engine_actor_gets_its_own_gpu(ray_cluster, tmp_path):
     assert all(len(ids) == 1 for ids in gpu_ids)
     assert len(set(gpu_ids)) == 8
     assert len({info["cuda_visible_devices"] for info in report.engine_info}) == 8
+
+
+def test_inline_submission_run_builds_the_engine_in_the_loadgen_actor(ray_cluster,
+                                                                       resnet50_standin,
+                                                                       tmp_path):
+    report = run(request(resnet50_standin, tmp_path, scenario="SingleStream",
+                         transport="inline"))
+    accuracy, performance = report.tests
+    assert accuracy.accuracy.value == 100.0  # every response reached its sample
+    for test in (accuracy, performance):
+        assert test.outcome.transport == "inline"
+        assert test.outcome.completed == test.outcome.received > 0
+    assert "No errors encountered" in (performance.directory / SUMMARY).read_text()
+    (info,) = report.engine_info  # one engine, in each test's own LoadGen actor process
+    pids = [test.outcome.engine_info[0]["pid"] for test in (accuracy, performance)]
+    assert info["pid"] == pids[0] != pids[1] and os.getpid() not in pids
+
+
+def test_inline_on_a_gpu_system_takes_one_gpu(ray_cluster, tmp_path):
+    report = run(RunRequest(system=GPU_SYSTEM, engine="sim", scenario="Offline",
+                            transport="inline", output=tmp_path, **SHORT))
+    (info,) = report.engine_info
+    assert len(info["gpu_ids"]) == 1
+    assert report.tests[0].outcome.transport == "inline"
 
 
 class KillEngineMidTest:

@@ -95,3 +95,10 @@ def test_bad_conf_or_audit_is_one_line_and_exit_2(tmp_path, args, fragment):
     assert result.output.startswith("Error: ") and result.output.count("\n") == 1, result.output
     assert fragment.replace("{tmp}", str(tmp_path)) in result.output
     assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_inline_runs_one_engine_and_refuses_more():
+    assert prepare(RunRequest(engine="null", system="cpu", transport="inline")).engines == 1
+    with pytest.raises(ConfigError, match=r"^--engines 2 with --transport inline: .*"
+                                          r"\(allowed: --engines 1, or graph or calls\)$"):
+        prepare(RunRequest(engine="null", system="cpu", transport="inline", engines=2))

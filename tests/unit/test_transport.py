@@ -490,3 +490,41 @@ def test_auto_transport_uses_graphs_only_with_two_cores_per_lane(kind, lanes, cp
     from raybench.actors.transport import choose_transport
 
     assert choose_transport(kind, lanes, cpus) == used
+
+
+class InProcessEngine:
+    """An engine object with EngineActor's run(packed, want_outputs)."""
+
+    def __init__(self):
+        self.threads: list[str] = []
+
+    def run(self, packed: bytes, want_outputs: bool):
+        self.threads.append(threading.current_thread().name)
+        indices = unpack(packed)
+        if 13 in indices:
+            raise ValueError("sample 13 is corrupt")
+        return (bytes(indices), [1] * len(indices)) if want_outputs else None
+
+
+def test_inline_runs_each_batch_on_the_sending_thread_and_reports_it_from_the_reader(started):
+    from raybench.actors.transport import open_transport
+
+    engine = InProcessEngine()
+    lanes = open_transport("inline", [engine], lanes=1, want_outputs=True, max_inflight=2)
+    sink = started(lanes)
+    lanes.submit(batch(0, 0, [1, 2]))
+    lanes.submit(batch(1, 0, [13]))
+    assert wait_until(lambda: len(sink.answers) == 1 and len(sink.failures) == 1)
+    assert engine.threads == [threading.current_thread().name] * 2
+    assert sink.answers[0][:2] == (0, (bytes([1, 2]), [1, 1]))
+    assert sink.answers[0][2].startswith("raybench-lane")
+    assert sink.failures[0][0] == 1 and sink.failures[0][2] is False  # no other engine
+    assert "sample 13 is corrupt" in sink.failures[0][1]
+
+
+def test_inline_takes_exactly_one_engine():
+    from raybench.actors.transport import open_transport
+
+    with pytest.raises(ValueError, match="one engine, not 2"):
+        open_transport("inline", [InProcessEngine(), InProcessEngine()], lanes=1,
+                       want_outputs=False, max_inflight=1)
