@@ -16,9 +16,10 @@ Two kinds of channel (:data:`TRANSPORTS`):
   lane) and still serves ordinary calls (QSL load and unload) meanwhile.
 * ``calls``: one Ray actor call per batch, ``ray.get`` per answer.
 * ``inline``: a run's only engine lives in the LoadGen actor's own process, and a batch
-  runs on the thread that sends it (LoadGen's, for SingleStream): no Ray, no copy. What
-  the harness adds to a query is then the dispatcher's bookkeeping and one hand-over to
-  the lane's reader. The engine cannot be restarted on its own: its death ends the test.
+  runs on the thread that sends it (LoadGen's, for SingleStream), which then completes
+  it too: no Ray, no copy, no other thread. What the harness adds to a query is the
+  dispatcher's bookkeeping. The engine cannot be restarted on its own: its death ends
+  the test.
 
 An engine lost (its actor died; Ray restarts it) fails every batch it held with retry
 (the dispatcher sends them to other engines) and is waited for, in the background:
@@ -110,7 +111,9 @@ class _Lane:
     """One ordered channel to an engine and its reader thread.
 
     ``pending`` holds ``(batch_id, ticket, channel)`` in send order (None: stop); a
-    queue.SimpleQueue, because its put and get cost far less than a Condition's.
+    queue.SimpleQueue, because its put and get cost far less than a Condition's. A
+    synchronous channel's lane (its ``send`` returns the answer) has no reader: the
+    sending thread reports the answer itself.
     """
 
     def __init__(self, engine: int, channel: Optional[Channel], recoverable: bool):
@@ -118,16 +121,22 @@ class _Lane:
         self.channel = channel
         self.recoverable = recoverable  # a broken lane is opened again, calls meanwhile
         self.broken = channel is None
+        self.synchronous = getattr(channel, "synchronous", False)
         self.inflight = 0
         self.pending: SimpleQueue = SimpleQueue()
         self.lock = threading.Lock()  # send order is pending order; inflight
 
-    def send(self, batch: Batch) -> None:
+    def send(self, batch: Batch) -> Optional[tuple]:
+        """Send a batch; a synchronous lane returns ``(batch_id, ticket, channel)`` to
+        report, any other queues it for its reader."""
         with self.lock:
             channel = self.channel
             ticket = channel.send(batch)
             self.inflight += 1
+            if self.synchronous:
+                return batch.batch_id, ticket, channel
             self.pending.put((batch.batch_id, ticket, channel))
+            return None
 
 
 class Lanes:
@@ -168,6 +177,7 @@ class Lanes:
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
         self._stopping = False
+        self._reporting = threading.local()  # synchronous answers this thread still reports
 
     # -- lifecycle ----------------------------------------------------------------
     def start(self, sink: Sink) -> None:
@@ -196,7 +206,8 @@ class Lanes:
                 self._lanes.append([])
             lane = _Lane(engine, channel, self.fallback is not None)
             self._lanes[engine].append(lane)
-            self._start_reader(lane)
+            if not lane.synchronous:
+                self._start_reader(lane)
 
     def stop(self) -> None:
         """Close every channel and stop the readers (answers still pending are dropped)."""
@@ -226,12 +237,15 @@ class Lanes:
         if open_lanes:
             lane = min(open_lanes, key=lambda lane: lane.inflight)
             try:
-                lane.send(batch)
-                return
+                answered = lane.send(batch)
             except Exception as exc:
                 if not lane.recoverable:
                     raise
                 self._break(lane, exc)
+            else:
+                if answered is not None:
+                    self._report_here(lane, answered)
+                return
         self._fallback_lane(batch.engine).send(batch)
         self.fallback_batches += 1
 
@@ -240,25 +254,43 @@ class Lanes:
             item = lane.pending.get()
             if item is None:
                 return
-            batch_id, ticket, channel = item
-            error = None
-            try:
-                result = channel.receive(ticket)
-            except EngineRaised as exc:  # the engine itself raised: retrying will not help
-                error, retry = str(exc), False
-            except Exception as exc:  # engine lost (dead or restarting): send it again
-                error, retry = f"{type(exc).__name__}: {error_line(exc)}", True
-                if lane.recoverable and channel is lane.channel:
-                    self._break(lane, exc)
-                self._wait_for(lane.engine)
-            with lane.lock:
-                lane.inflight -= 1
-            if self._stopping:
-                continue
-            if error is None:
-                self.sink.done(batch_id, result)
-            else:
-                self.sink.failed(batch_id, error, retry)
+            self._report(lane, *item)
+
+    def _report_here(self, lane: _Lane, item: tuple) -> None:
+        """Report a synchronous lane's answer on this thread. The sink sends the next
+        batch from ``done``, and that batch's answer comes back here at once: it waits
+        for the answer being reported, so the stack never grows with the batches."""
+        queue = getattr(self._reporting, "queue", None)
+        if queue is not None:
+            queue.append(item)
+            return
+        self._reporting.queue = queue = [item]
+        try:
+            while queue:
+                self._report(lane, *queue.pop(0))
+        finally:
+            self._reporting.queue = None
+
+    def _report(self, lane: _Lane, batch_id: int, ticket: Any, channel: Channel) -> None:
+        """Wait for one answer of ``lane`` and report it to the sink."""
+        error = None
+        try:
+            result = channel.receive(ticket)
+        except EngineRaised as exc:  # the engine itself raised: retrying will not help
+            error, retry = str(exc), False
+        except Exception as exc:  # engine lost (dead or restarting): send it again
+            error, retry = f"{type(exc).__name__}: {error_line(exc)}", True
+            if lane.recoverable and channel is lane.channel:
+                self._break(lane, exc)
+            self._wait_for(lane.engine)
+        with lane.lock:
+            lane.inflight -= 1
+        if self._stopping:
+            return
+        if error is None:
+            self.sink.done(batch_id, result)
+        else:
+            self.sink.failed(batch_id, error, retry)
 
     # -- lost engines and broken lanes -------------------------------------------
     def _wait_for(self, engine: int) -> None:
@@ -508,7 +540,9 @@ class GraphChannel:
 
 class InlineChannel:
     """The engine itself, in this process: :meth:`send` runs the batch on its caller's
-    thread; the ticket is the answer."""
+    thread; the ticket is the answer, reported by that thread too (``synchronous``)."""
+
+    synchronous = True
 
     def __init__(self, engine, want_outputs: bool):
         self.engine = engine  # an EngineActor instance (a plain object here)

@@ -12,7 +12,8 @@ alternated, ``--repeat`` rounds; a cell shows the range over the rounds.
    raybench's transport (submit to the reader's ``done``): what SingleStream pays.
 2. The query path with ``null`` engines against bare LoadGen (FastSUT completing inside
    the issue callback, a fresh process per test): Offline samples/s, the highest VALID
-   Server QPS (15 ms p99; batch 8192, 4 ms), SingleStream latency percentiles (one engine).
+   Server QPS (15 ms p99; batch 8192, 4 ms), SingleStream latency percentiles (one engine;
+   also ``inline``: the engine inside the LoadGen actor).
 3. Eight ``sim`` A100 engines with SYS-420GP-TNAR's own settings (resnet50: Server batch
    128, 4 ms timeout, two inference streams; Offline batch 2048): the highest VALID Server
    QPS (published: 260,000), the LoadGen actor's CPU per sample and per batch at 200k QPS
@@ -302,7 +303,8 @@ def table_null(rounds: int, d: float, steps: int, out: Path) -> list[tuple[str, 
     cols = ("bare",) + TRANSPORTS
     offline = {c: Cell() for c in cols}
     server = {c: Cell() for c in cols}
-    single = {f"SingleStream p{p} ms": {c: Cell() for c in cols} for p in (50, 90, 99)}
+    single = {f"SingleStream p{p} ms": {c: Cell() for c in cols + ("inline",)}
+              for p in (50, 90, 99)}
     null_offline = dict(engine="null", system="cpu", engines=2, batch_size=16384)
     null_server = dict(engine="null", system="cpu", engines=2, batch_size=8192,
                        batch_timeout_us=4000)
@@ -316,7 +318,7 @@ def table_null(rounds: int, d: float, steps: int, out: Path) -> list[tuple[str, 
         got = bare("SingleStream", 20_000, d)
         for p in (50, 90, 99):
             single[f"SingleStream p{p} ms"]["bare"].add(got["percentiles"][f"{p}.00"] / 1e6)
-        for t in order:
+        for t in order + ("inline",):
             got = raybench("SingleStream", 20_000, d, out, transport=t, **null_single)
             for p in (50, 90, 99):
                 single[f"SingleStream p{p} ms"][t].add(got["percentiles"][f"{p}.00"] / 1e6)
@@ -405,7 +407,7 @@ def main() -> None:
         if 2 in tables:
             printed.append(("2. The query path, null engines, against bare LoadGen",
                             table_null(args.repeat, args.duration, args.steps, out),
-                            ("bare",) + TRANSPORTS))
+                            ("bare",) + TRANSPORTS + ("inline",)))
         if 3 in tables:
             rows, ideal = table_sim(args.repeat, args.duration, args.steps, out)
             printed.append((f"3. Eight sim A100 engines, {SYSTEM} settings (modelled Offline "

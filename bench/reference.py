@@ -12,8 +12,8 @@ preprocessed-image cache, written here as float32. The reference needs OpenCV on
 import (its cache makes it skip preprocessing): ``--cv2-path`` adds a directory that has
 it (e.g. ``pip install --target DIR opencv-python-headless``).
 
-Every row alternates the harnesses (and raybench's two transports), ``--repeat`` rounds;
-a cell is the range over the rounds.
+Every row alternates the harnesses (and raybench's transports: ``inline`` too on the rows
+with one engine), ``--repeat`` rounds; a cell is the range over the rounds.
 
 Usage: ``python bench/reference.py --reference CHECKOUT/vision/classification_and_detection/python
 [--cv2-path DIR] [--duration 10] [--repeat 2] [--steps 5]``
@@ -135,7 +135,7 @@ def main() -> None:
         return raybench(scenario, standin.model, standin.data_dir, out, qps, d,
                         transport=transport, **kw)
 
-    cols = ("reference",) + TRANSPORTS
+    cols = ("reference",) + TRANSPORTS + ("inline",)
     rows = {name: {c: Cell() for c in cols} for name in (
         "Offline samples/s, batch 32 (ref 2 threads; raybench 2 engines x 1 thread)",
         "Offline samples/s, batch 8 (ref 2 threads; raybench 2 engines x 1 thread)",
@@ -147,6 +147,7 @@ def main() -> None:
     try:
         for r in range(args.repeat):
             order = TRANSPORTS if r % 2 == 0 else tuple(reversed(TRANSPORTS))
+            one = order + ("inline",) if r % 2 == 0 else ("inline",) + order  # one engine
             for batch in (32, 8):
                 name = (f"Offline samples/s, batch {batch} "
                         "(ref 2 threads; raybench 2 engines x 1 thread)")
@@ -154,13 +155,13 @@ def main() -> None:
                 for t in order:
                     rows[name][t].add(rb("Offline", 8000, t, batch_size=batch, engines=2,
                                          threads=1)["metric"])
-            for t in order:
+            for t in one:
                 rows["Offline samples/s, batch 8 (raybench 1 engine x 2 threads)"][t].add(
                     rb("Offline", 8000, t, batch_size=8, engines=1, threads=2)["metric"])
             got = ref.test("SingleStream", 1, 1, 4000, d)
             rows["SingleStream p90 ms"]["reference"].add(got["percentiles"]["90.00"] / 1e6)
             rows["SingleStream p99 ms"]["reference"].add(got["percentiles"]["99.00"] / 1e6)
-            for t in order:
+            for t in one:
                 got = rb("SingleStream", 4000, t, engines=1, threads=1)
                 rows["SingleStream p90 ms"][t].add(got["percentiles"]["90.00"] / 1e6)
                 rows["SingleStream p99 ms"][t].add(got["percentiles"]["99.00"] / 1e6)
@@ -169,7 +170,7 @@ def main() -> None:
                         f"raybench {threads} engine{'s' * (threads > 1)} x 1 thread)")
                 rows[name]["reference"].add(peak_server(
                     lambda q: ref.test("Server", threads, 32, q, d), 200, 8000, args.steps))
-                for t in order:
+                for t in one if threads == 1 else order:
                     rows[name][t].add(peak_server(
                         lambda q: rb("Server", q, t, engines=threads, threads=1, batch_size=32),
                         200, 8000, args.steps))

@@ -21,7 +21,7 @@ from raybench.actors.transport import AUTO
 from raybench.benchmarks import get_benchmark
 from raybench.benchmarks.base import Benchmark
 from raybench.config.models import HarnessSettings, System
-from raybench.config.names import Mode, TransportName, accuracy_target_of, model_of
+from raybench.config.names import Mode, Scenario, TransportName, accuracy_target_of, model_of
 from raybench.config.systems import load_system
 from raybench.engines import check_available, engine_class
 from raybench.engines.base import EngineOptions
@@ -100,6 +100,7 @@ class Prepared:
     data_dir: Optional[Path]
     total_count: int
     tests: list[TestSpec] = field(default_factory=list)
+    transport: Optional[TransportName] = None  # None: graph or calls, for the engines' host
 
     @property
     def result_dir(self) -> Path:
@@ -212,7 +213,11 @@ def prepare(request: RunRequest) -> Prepared:
         settings = apply_conf(settings, conf, total)
     settings = apply_overrides(settings, request.overrides(), total)  # the command line wins
     engines = request.engines or system.engines(os.cpu_count() or 1)
-    if request.transport == TransportName.INLINE:
+    transport = request.transport
+    if (transport is None and request.scenario == Scenario.SINGLE_STREAM
+            and request.engines in (None, 1)):
+        transport = TransportName.INLINE  # one query at a time: the engine's own latency
+    if transport == TransportName.INLINE:
         if request.engines not in (None, 1):
             raise ConfigError(f"--engines {request.engines} with --transport inline: the "
                               "inline transport runs one engine, inside the LoadGen actor "
@@ -222,7 +227,7 @@ def prepare(request: RunRequest) -> Prepared:
         raise ConfigError(f"--engines {request.engines} exceeds the {system.accelerator_count} "
                           f"GPUs of system {system.id!r}")
     return Prepared(request, system, note, benchmark, mode, harness, settings, tuned, engines,
-                    model, data_dir, total, loadgen_tests(mode, request.audit))
+                    model, data_dir, total, loadgen_tests(mode, request.audit), transport)
 
 
 def _model_and_data(request: RunRequest, benchmark: Benchmark) -> tuple[Path, Path]:
@@ -316,12 +321,12 @@ def execute(prepared: Prepared, on_ready: Optional[Callable[[list], None]] = Non
             doing = "while placing the engines; nothing was written"
             stopped = ("; LoadGen, the engines and the local Ray are stopped"
                        if session and session.local else "; LoadGen and the engines are stopped")
-            graph_lanes = 0 if request.transport == TransportName.CALLS else _streams(prepared)
+            graph_lanes = 0 if prepared.transport == TransportName.CALLS else _streams(prepared)
             placement = place(_engine_spec(prepared), prepared.engines, gpu,
                               request.max_restarts,
                               namespace=run_namespace(f"{request.benchmark}-{request.scenario}"),
                               group=group, graph_lanes=graph_lanes,
-                              inline=request.transport == TransportName.INLINE)
+                              inline=prepared.transport == TransportName.INLINE)
             try:
                 if on_placed:
                     on_placed(session, placement)
@@ -364,8 +369,7 @@ def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results:
     unit = str(test.unit)
     settings = settings_of(prepared, test)
     lanes = _streams(prepared)  # one lane per inference stream
-    asked = prepared.request.transport
-    transport = asked.value if asked else AUTO
+    transport = prepared.transport.value if prepared.transport else AUTO
     rerun = ""
     while True:
         partial = results.start_test(unit)

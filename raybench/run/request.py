@@ -87,7 +87,8 @@ class RunRequest(Strict):
         "channels), calls (Ray actor calls) or inline (one engine, run inside the LoadGen "
         "actor: the least latency, for SingleStream; no engine restarts). Default: graph "
         "when the engines' host has two cores per graph lane (one lane per engine inference "
-        "stream), else calls.", TUNING)
+        "stream), else calls; inline for SingleStream unless --engines asks for more.",
+        TUNING)
     threads: Optional[int] = _field(None, "CPU threads per engine.", TUNING, ge=1)
     max_restarts: int = _field(3, "Times Ray restarts a dead engine actor.", TUNING, ge=0)
 

@@ -102,3 +102,20 @@ def test_inline_runs_one_engine_and_refuses_more():
     with pytest.raises(ConfigError, match=r"^--engines 2 with --transport inline: .*"
                                           r"\(allowed: --engines 1, or graph or calls\)$"):
         prepare(RunRequest(engine="null", system="cpu", transport="inline", engines=2))
+
+
+@pytest.mark.parametrize("scenario,engines,transport,used", [
+    ("SingleStream", None, None, "inline"),  # one query at a time: no Ray in between
+    ("SingleStream", 2, None, None),  # asked for engines: graph or calls, for the host
+    ("SingleStream", None, "calls", "calls"),
+    ("Offline", None, None, None),
+    ("MultiStream", None, None, None),
+])
+def test_singlestream_runs_inline_unless_asked_otherwise(scenario, engines, transport, used):
+    prepared = prepare(RunRequest(engine="null", system="cpu", scenario=scenario,
+                                  engines=engines, transport=transport))
+    assert (prepared.transport.value if prepared.transport else None) == used
+    if used == "inline":
+        assert prepared.engines == 1
+    elif engines:
+        assert prepared.engines == engines

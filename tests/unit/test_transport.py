@@ -506,7 +506,7 @@ class InProcessEngine:
         return (bytes(indices), [1] * len(indices)) if want_outputs else None
 
 
-def test_inline_runs_each_batch_on_the_sending_thread_and_reports_it_from_the_reader(started):
+def test_inline_runs_and_reports_each_batch_on_the_sending_thread(started):
     from raybench.actors.transport import open_transport
 
     engine = InProcessEngine()
@@ -514,12 +514,44 @@ def test_inline_runs_each_batch_on_the_sending_thread_and_reports_it_from_the_re
     sink = started(lanes)
     lanes.submit(batch(0, 0, [1, 2]))
     lanes.submit(batch(1, 0, [13]))
-    assert wait_until(lambda: len(sink.answers) == 1 and len(sink.failures) == 1)
-    assert engine.threads == [threading.current_thread().name] * 2
-    assert sink.answers[0][:2] == (0, (bytes([1, 2]), [1, 1]))
-    assert sink.answers[0][2].startswith("raybench-lane")
+    here = threading.current_thread().name
+    assert engine.threads == [here] * 2
+    assert sink.answers == [(0, (bytes([1, 2]), [1, 1]), here)]  # before submit returned
     assert sink.failures[0][0] == 1 and sink.failures[0][2] is False  # no other engine
     assert "sample 13 is corrupt" in sink.failures[0][1]
+    assert not any(t.name.startswith("raybench-lane") for t in lanes.threads)
+
+
+def test_inline_answers_that_send_the_next_batch_do_not_grow_the_stack(started):
+    import sys
+
+    from raybench.actors.transport import open_transport
+
+    depths = []
+
+    class Engine:
+        def run(self, packed, want_outputs):
+            frame, depth = sys._getframe(), 0
+            while frame is not None:
+                frame, depth = frame.f_back, depth + 1
+            depths.append(depth)
+
+    lanes = open_transport("inline", [Engine()], lanes=1, want_outputs=False, max_inflight=1)
+
+    class Chain(Sink):  # like the dispatcher: an answer sends the next batch
+        def done(self, batch_id, result):
+            super().done(batch_id, result)
+            if batch_id < 2999:
+                lanes.submit(batch(batch_id + 1, 0))
+
+    sink = Chain()
+    lanes.start(sink)
+    try:
+        lanes.submit(batch(0, 0))
+    finally:
+        lanes.stop()
+    assert [b for b, _, _ in sink.answers] == list(range(3000))
+    assert len(set(depths[1:])) == 1 and max(depths) - min(depths) < 10  # not 3,000 deep
 
 
 def test_inline_takes_exactly_one_engine():
