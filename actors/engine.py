@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 from typing import Optional, Sequence
 
+import numpy as np
 from pydantic import Field
 
 from raybench.actors.transport import INDEX_BYTES, ring, unpack
@@ -50,6 +51,9 @@ class EngineActor:
         self.dataset = None
         if self.engine.needs_data:
             self.dataset = self.benchmark.open_dataset(spec.data_dir)
+            types = list(self.engine.input_types.values())
+            if len(types) == 1 and types[0] is not None:  # cast once, at load
+                self.dataset.load_as = np.dtype(types[0])
 
     def info(self) -> dict:
         """Where this engine runs: pid, host, node, visible and assigned GPUs."""

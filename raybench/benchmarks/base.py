@@ -39,7 +39,13 @@ class Dataset(abc.ABC):
     loaded set: :meth:`load` and :meth:`unload` follow LoadGen's QSL calls, and
     :meth:`samples` loads whatever a batch needs that is not loaded yet (an engine
     restarted by Ray has lost its loaded set).
+
+    ``load_as`` (set by the engine actor: its model's one input dtype) casts each sample
+    once, when it is loaded (LoadGen does not time loads), instead of in every batch
+    that uses it; samples that are not single arrays are kept as read.
     """
+
+    load_as: Optional[np.dtype] = None
 
     @property
     @abc.abstractmethod
@@ -63,10 +69,13 @@ class Dataset(abc.ABC):
 
     def load(self, indices: Sequence[int]) -> None:
         """Read the samples ``indices`` into memory (see :meth:`read`)."""
-        cache = self._in_memory
+        cache, load_as = self._in_memory, self.load_as
         for i in indices:
             if i not in cache:
-                cache[i] = self.read(i)
+                sample = self.read(i)
+                if load_as is not None and isinstance(sample, np.ndarray):
+                    sample = sample.astype(load_as, copy=False)
+                cache[i] = sample
 
     def unload(self, indices: Sequence[int]) -> None:
         """Drop the samples ``indices`` from memory."""
@@ -86,7 +95,7 @@ class Dataset(abc.ABC):
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         """Model inputs for a batch of samples, keyed by input name.
 
-        Arrays keep the stored dtype; engines cast to the model's.
+        Arrays keep the stored dtype (or ``load_as``); engines cast to the model's.
         """
 
 

@@ -47,6 +47,7 @@ class Engine(abc.ABC):
 
     def __init__(self, options: EngineOptions):
         self.options = options
+        self.input_types: dict[str, Optional[type]] = {}  # model input name -> numpy dtype
 
     def run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run one batch and return every output by name."""
