@@ -28,9 +28,10 @@ the dispatcher sends it nothing until it answers again (``engine_down``, then
 of an engine breaks, all of that engine's lanes break (its actor died, and every graph
 to it with it): the engine gets its batches by actor calls once it is back, and one
 recovery thread per engine tears down all of its old graphs first, then compiles the
-new ones one at a time. Never a teardown beside a compile to the same actor: a
-teardown that reaches the restarted actor cancels what is being compiled there, and
-Ray (2.60) then aborts the whole LoadGen actor process in its C++ channel code.
+new ones one at a time, so no teardown runs beside a compile to the same actor. Ray
+(2.60) can still abort the LoadGen actor's whole process in its C++ channel code
+(``Experimental mutable object must be in the local object store``) when an engine
+dies under a graph; :mod:`raybench.run.lifecycle` then runs the test again on calls.
 
 :class:`Lanes` holds all of this and knows nothing of Ray: channels come from the
 ``open_channel`` callable, so it is tested with fake channels.
@@ -551,7 +552,7 @@ class InlineChannel:
     def send(self, batch: Batch):
         try:
             return True, self.engine.run(pack(batch.indices), self.want_outputs)
-        except Exception as exc:  # the engine raised: reported by the reader, like the others
+        except Exception as exc:  # the engine raised: reported like any engine's error
             return False, exc
 
     def receive(self, ticket):
