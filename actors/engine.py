@@ -52,8 +52,8 @@ class EngineActor:
         if self.engine.needs_data:
             self.dataset = self.benchmark.open_dataset(spec.data_dir)
             types = list(self.engine.input_types.values())
-            if len(types) == 1 and types[0] is not None:  # cast once, at load
-                self.dataset.load_as = np.dtype(types[0])
+            if self.dataset.feeds_as_stored and len(types) == 1 and types[0] is not None:
+                self.dataset.load_as = np.dtype(types[0])  # cast once, at load
 
     def info(self) -> dict:
         """Where this engine runs: pid, host, node, visible and assigned GPUs."""

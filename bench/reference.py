@@ -12,11 +12,15 @@ preprocessed-image cache, written here as float32. The reference needs OpenCV on
 import (its cache makes it skip preprocessing): ``--cv2-path`` adds a directory that has
 it (e.g. ``pip install --target DIR opencv-python-headless``).
 
+The reference's ONNX Runtime session keeps ORT's default intra-op threads (one per core)
+whatever its ``--threads`` (its worker threads); raybench's one-engine rows give their
+engine as many threads, so each side runs a query with the same cores.
+
 Every row alternates the harnesses (and raybench's transports: ``inline`` too on the rows
 with one engine), ``--repeat`` rounds; a cell is the range over the rounds.
 
 Usage: ``python bench/reference.py --reference CHECKOUT/vision/classification_and_detection/python
-[--cv2-path DIR] [--duration 10] [--repeat 2] [--steps 5]``
+[--cv2-path DIR] [--duration 10] [--repeat 2] [--steps 5] [--rows offline,singlestream,server]``
 """
 
 from __future__ import annotations
@@ -119,7 +123,11 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2, help="rounds, harnesses alternated")
     parser.add_argument("--steps", type=int, default=5, help="bisection steps per Server search")
     parser.add_argument("--count", type=int, default=256, help="stand-in images")
+    parser.add_argument("--rows", default="offline,singlestream,server",
+                        help="which rows (offline, singlestream, server)")
     args = parser.parse_args()
+    wanted = set(args.rows.split(","))
+    cores = os.cpu_count() or 1  # ORT's default intra-op threads, the reference's
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     import ray
 
@@ -136,43 +144,53 @@ def main() -> None:
                         transport=transport, **kw)
 
     cols = ("reference",) + TRANSPORTS + ("inline",)
+    single = f"(ref 1 thread; raybench 1 engine x {cores} threads)"
+    server1 = f"Server VALID QPS, 15 ms (ref 1 thread; raybench 1 engine x {cores} threads)"
     rows = {name: {c: Cell() for c in cols} for name in (
         "Offline samples/s, batch 32 (ref 2 threads; raybench 2 engines x 1 thread)",
         "Offline samples/s, batch 8 (ref 2 threads; raybench 2 engines x 1 thread)",
         "Offline samples/s, batch 8 (raybench 1 engine x 2 threads)",
-        "SingleStream p90 ms", "SingleStream p99 ms",
-        "Server VALID QPS, 15 ms (ref 1 thread; raybench 1 engine x 1 thread)",
+        f"SingleStream p90 ms {single}", f"SingleStream p99 ms {single}", server1,
         "Server VALID QPS, 15 ms (ref 2 threads; raybench 2 engines x 1 thread)")}
     start = time.time()
     try:
         for r in range(args.repeat):
             order = TRANSPORTS if r % 2 == 0 else tuple(reversed(TRANSPORTS))
             one = order + ("inline",) if r % 2 == 0 else ("inline",) + order  # one engine
-            for batch in (32, 8):
-                name = (f"Offline samples/s, batch {batch} "
-                        "(ref 2 threads; raybench 2 engines x 1 thread)")
-                rows[name]["reference"].add(ref.test("Offline", 2, batch, 8000, d)["metric"])
-                for t in order:
-                    rows[name][t].add(rb("Offline", 8000, t, batch_size=batch, engines=2,
-                                         threads=1)["metric"])
-            for t in one:
-                rows["Offline samples/s, batch 8 (raybench 1 engine x 2 threads)"][t].add(
-                    rb("Offline", 8000, t, batch_size=8, engines=1, threads=2)["metric"])
-            got = ref.test("SingleStream", 1, 1, 4000, d)
-            rows["SingleStream p90 ms"]["reference"].add(got["percentiles"]["90.00"] / 1e6)
-            rows["SingleStream p99 ms"]["reference"].add(got["percentiles"]["99.00"] / 1e6)
-            for t in one:
-                got = rb("SingleStream", 4000, t, engines=1, threads=1)
-                rows["SingleStream p90 ms"][t].add(got["percentiles"]["90.00"] / 1e6)
-                rows["SingleStream p99 ms"][t].add(got["percentiles"]["99.00"] / 1e6)
-            for threads in (1, 2):
-                name = (f"Server VALID QPS, 15 ms (ref {threads} thread{'s' * (threads > 1)}; "
-                        f"raybench {threads} engine{'s' * (threads > 1)} x 1 thread)")
+            if "offline" in wanted:
+                for batch in (32, 8):
+                    name = (f"Offline samples/s, batch {batch} "
+                            "(ref 2 threads; raybench 2 engines x 1 thread)")
+                    rows[name]["reference"].add(ref.test("Offline", 2, batch, 8000, d)["metric"])
+                    for t in order:
+                        rows[name][t].add(rb("Offline", 8000, t, batch_size=batch, engines=2,
+                                             threads=1)["metric"])
+                for t in one:
+                    rows["Offline samples/s, batch 8 (raybench 1 engine x 2 threads)"][t].add(
+                        rb("Offline", 8000, t, batch_size=8, engines=1, threads=2)["metric"])
+            if "singlestream" in wanted:
+                got = ref.test("SingleStream", 1, 1, 4000, d)
+                for p in (90, 99):
+                    rows[f"SingleStream p{p} ms {single}"]["reference"].add(
+                        got["percentiles"][f"{p}.00"] / 1e6)
+                for t in one:
+                    got = rb("SingleStream", 4000, t, engines=1, threads=cores)
+                    for p in (90, 99):
+                        rows[f"SingleStream p{p} ms {single}"][t].add(
+                            got["percentiles"][f"{p}.00"] / 1e6)
+            if "server" in wanted:
+                rows[server1]["reference"].add(peak_server(
+                    lambda q: ref.test("Server", 1, 32, q, d), 200, 8000, args.steps))
+                for t in one:
+                    rows[server1][t].add(peak_server(
+                        lambda q: rb("Server", q, t, engines=1, threads=cores, batch_size=32),
+                        200, 8000, args.steps))
+                name = "Server VALID QPS, 15 ms (ref 2 threads; raybench 2 engines x 1 thread)"
                 rows[name]["reference"].add(peak_server(
-                    lambda q: ref.test("Server", threads, 32, q, d), 200, 8000, args.steps))
-                for t in one if threads == 1 else order:
+                    lambda q: ref.test("Server", 2, 32, q, d), 200, 8000, args.steps))
+                for t in order:
                     rows[name][t].add(peak_server(
-                        lambda q: rb("Server", q, t, engines=threads, threads=1, batch_size=32),
+                        lambda q: rb("Server", q, t, engines=2, threads=1, batch_size=32),
                         200, 8000, args.steps))
     finally:
         ray.shutdown()
@@ -181,7 +199,8 @@ def main() -> None:
           "cells: lowest-highest over rounds")
     fmt = lambda name: ".3f" if "ms" in name else ",.0f"  # noqa: E731
     print_table("resnet50 stand-in, ONNX Runtime on the CPU",
-                [(name, cells, fmt(name)) for name, cells in rows.items()], cols)
+                [(name, cells, fmt(name)) for name, cells in rows.items()
+                 if any(cell.values for cell in cells.values())], cols)
 
 
 if __name__ == "__main__":

@@ -40,11 +40,13 @@ class Dataset(abc.ABC):
     :meth:`samples` loads whatever a batch needs that is not loaded yet (an engine
     restarted by Ray has lost its loaded set).
 
-    ``load_as`` (set by the engine actor: its model's one input dtype) casts each sample
-    once, when it is loaded (LoadGen does not time loads), instead of in every batch
-    that uses it; samples that are not single arrays are kept as read.
+    A dataset whose :meth:`feeds` hand the stored arrays to the model as they are (the
+    engine casts them: ``feeds_as_stored``) may keep them cast already: ``load_as`` (set
+    by the engine actor to its model's one input dtype) casts each sample once, when it
+    is loaded (LoadGen does not time loads), instead of in every batch that uses it.
     """
 
+    feeds_as_stored: ClassVar[bool] = False
     load_as: Optional[np.dtype] = None
 
     @property
@@ -73,7 +75,7 @@ class Dataset(abc.ABC):
         for i in indices:
             if i not in cache:
                 sample = self.read(i)
-                if load_as is not None and isinstance(sample, np.ndarray):
+                if load_as is not None:
                     sample = sample.astype(load_as, copy=False)
                 cache[i] = sample
 
@@ -90,6 +92,16 @@ class Dataset(abc.ABC):
         if missing:
             self.load(missing)
         return [cache[i] for i in indices]
+
+    def batch(self, indices: Sequence[int]) -> np.ndarray:
+        """The loaded array samples of a batch, stacked on a new first axis.
+
+        A batch of one is a view of the loaded sample, not a copy: a fresh array of an
+        image's size costs ONNX Runtime about as much again as the inference itself
+        (measured: resnet50, 224x224 float32, 100 against 205 us a run).
+        """
+        samples = self.samples(indices)
+        return samples[0][np.newaxis] if len(samples) == 1 else np.stack(samples)
 
     @abc.abstractmethod
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:

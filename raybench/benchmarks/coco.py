@@ -145,7 +145,7 @@ class CocoDataset(Dataset):
 
     def raw(self, indices: Sequence[int]) -> np.ndarray:
         """The stored int8 NCHW images of a batch (NVIDIA's int8_linear engine input)."""
-        return np.stack(self.samples(indices))
+        return self.batch(indices)
 
     def feeds(self, indices: Sequence[int]) -> dict[str, np.ndarray]:
         return {self.input_name: self.convert(self.raw(indices))}

@@ -25,3 +25,25 @@ def test_samples_are_cast_at_load_and_answer_as_before(resnet50_standin):
     np.testing.assert_array_equal(cast_at_load.dataset.samples([1])[0],
                                   per_batch.dataset.samples([1])[0].astype(np.float32))
     assert cast_at_load.run(pack([2, 0, 1]), True) == per_batch.run(pack([2, 0, 1]), True)
+
+
+def test_samples_the_dataset_converts_itself_are_kept_as_stored(standin):
+    """ssd-mobilenet's feeds map NVIDIA's int8 values back to uint8 pixels: a cast to the
+    model's uint8 at load would wrap them."""
+    mobilenet = standin("ssd-mobilenet")
+    actor = EngineActor(EngineSpec(benchmark="ssd-mobilenet", engine="onnxruntime",
+                                   options=EngineOptions(model=mobilenet.model, threads=1),
+                                   data_dir=mobilenet.data_dir))
+    actor.load_samples([0])
+    assert actor.dataset.load_as is None
+    assert actor.dataset.samples([0])[0].dtype == np.int8
+
+
+def test_a_batch_of_one_is_a_view_of_the_loaded_sample(resnet50_standin):
+    from raybench.benchmarks import get_benchmark
+
+    dataset = get_benchmark("resnet50").open_dataset(resnet50_standin.data_dir)
+    one, two = dataset.feeds([3])["input_tensor:0"], dataset.feeds([3, 4])["input_tensor:0"]
+    assert one.shape[0] == 1 and np.shares_memory(one, dataset.samples([3])[0])
+    assert two.shape[0] == 2 and not np.shares_memory(two, dataset.samples([3])[0])
+    np.testing.assert_array_equal(one[0], two[0])
