@@ -13,8 +13,8 @@ import (its cache makes it skip preprocessing): ``--cv2-path`` adds a directory 
 it (e.g. ``pip install --target DIR opencv-python-headless``).
 
 The reference's ONNX Runtime session keeps ORT's default intra-op threads (one per core)
-whatever its ``--threads`` (its worker threads); raybench's one-engine rows give their
-engine as many threads, so each side runs a query with the same cores.
+whatever its ``--threads`` (its worker threads); raybench's SingleStream rows give their
+engine as many threads, so each side runs a query on the same cores.
 
 Every row alternates the harnesses (and raybench's transports: ``inline`` too on the rows
 with one engine), ``--repeat`` rounds; a cell is the range over the rounds.
@@ -145,7 +145,9 @@ def main() -> None:
 
     cols = ("reference",) + TRANSPORTS + ("inline",)
     single = f"(ref 1 thread; raybench 1 engine x {cores} threads)"
-    server1 = f"Server VALID QPS, 15 ms (ref 1 thread; raybench 1 engine x {cores} threads)"
+    # one ORT thread: the engine shares the host's cores with the LoadGen actor, and more
+    # threads make its Server worse here, unlike SingleStream's
+    server1 = "Server VALID QPS, 15 ms (ref 1 thread; raybench 1 engine x 1 thread)"
     rows = {name: {c: Cell() for c in cols} for name in (
         "Offline samples/s, batch 32 (ref 2 threads; raybench 2 engines x 1 thread)",
         "Offline samples/s, batch 8 (ref 2 threads; raybench 2 engines x 1 thread)",
@@ -183,7 +185,7 @@ def main() -> None:
                     lambda q: ref.test("Server", 1, 32, q, d), 200, 8000, args.steps))
                 for t in one:
                     rows[server1][t].add(peak_server(
-                        lambda q: rb("Server", q, t, engines=1, threads=cores, batch_size=32),
+                        lambda q: rb("Server", q, t, engines=1, threads=1, batch_size=32),
                         200, 8000, args.steps))
                 name = "Server VALID QPS, 15 ms (ref 2 threads; raybench 2 engines x 1 thread)"
                 rows[name]["reference"].add(peak_server(
