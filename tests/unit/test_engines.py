@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -83,3 +84,25 @@ def test_worker_runs_one_batch_per_call_in_the_order_given(resnet50_standin):
     assert seen == [5]
     labels = np.frombuffer(blob, np.float32).tolist()
     assert labels == [float(worker.dataset.labels[i]) for i in (4, 3, 2, 1, 0)]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's timer slack")
+def test_sim_engine_threads_sleep_with_a_tight_timer_slack():
+    import ctypes
+
+    from raybench.engines.sim import SimEngine
+
+    prctl = ctypes.CDLL(None).prctl
+    engine = SimEngine(EngineOptions())
+    slack = {}
+
+    def batch():  # a fresh thread, with the default slack (threads inherit theirs)
+        prctl(29, 50_000, 0, 0, 0)  # PR_SET_TIMERSLACK
+        slack["before"] = prctl(30, 0, 0, 0, 0)  # PR_GET_TIMERSLACK, of this thread
+        engine.run_count(1)
+        slack["after"] = prctl(30, 0, 0, 0, 0)
+
+    thread = threading.Thread(target=batch)
+    thread.start()
+    thread.join()
+    assert slack == {"before": 50_000, "after": 1}
