@@ -13,7 +13,7 @@ import functools
 import inspect
 import typing
 from pathlib import Path
-from typing import Annotated, Any, Callable, Iterable
+from typing import Annotated, Any, Callable, Iterable, Optional
 
 import typer
 
@@ -28,14 +28,19 @@ def _base_type(annotation: Any) -> Any:
         __import__("types"), "UnionType", None)) and len(args) == 1 else annotation
 
 
-def choice_parser(kind: type[enum.Enum]) -> Callable[[str], str]:
-    """A parser that accepts a member's value in any case and names the allowed ones."""
+def choice_parser(kind: type[enum.Enum], only: Optional[tuple] = None) -> Callable[[str], str]:
+    """A parser that accepts a member's value (of ``only``, if given) in any case and names
+    the allowed ones."""
+    allowed = [m.value for m in kind if only is None or m in only]
 
     def parse(value: str) -> str:
         try:
-            return kind(value).value
+            member = kind(value)
         except ValueError:
-            raise typer.BadParameter(choices(value, [m.value for m in kind])) from None
+            member = None
+        if member is None or member.value not in allowed:
+            raise typer.BadParameter(choices(value, allowed)) from None
+        return member.value
 
     return parse
 

@@ -16,7 +16,8 @@ from raybench.cli.tables import (
     Column, JsonProgressOption, WideOption, duration_text, print_json, print_table,
 )
 from raybench.config.names import TransportName
-from raybench.run.request import table_fields
+
+TWIN_TRANSPORTS = (TransportName.GRAPH, TransportName.CALLS)  # a twin runs every GPU
 
 COLUMNS = (
     Column("#", "right"), Column("system", fold=16, hoist=True),
@@ -65,8 +66,9 @@ def twins_command(
     output: Annotated[Path, typer.Option(
         metavar="PATH", help="Results root.")] = Path("results/twins"),
     transport: Annotated[Optional[str], typer.Option(
-        metavar="NAME", parser=choice_parser(TransportName),
-        help=table_fields()["transport"].description)] = None,
+        metavar="NAME", parser=choice_parser(TransportName, only=TWIN_TRANSPORTS),
+        help="How batches reach the engines: graph or calls (default: as `raybench run` "
+             "chooses; a SingleStream twin's one engine runs inline).")] = None,
     wide: WideOption = False,
     as_json: JsonProgressOption = False,
 ) -> None:

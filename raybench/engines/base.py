@@ -44,6 +44,9 @@ class Engine(abc.ABC):
     name: ClassVar[str]
     needs_data: ClassVar[bool] = True
     concurrent: ClassVar[bool] = False  # run() may be called from several threads at once
+    # an engine whose SingleStream latency is its own on every system (null: the harness's)
+    # replaces the system's expected latency with it
+    single_stream_latency_ns: ClassVar[Optional[int]] = None
 
     def __init__(self, options: EngineOptions):
         self.options = options

@@ -195,6 +195,12 @@ def prepare(request: RunRequest) -> Prepared:
     harness = system.harness(request.benchmark, request.scenario)
 
     tuned = []
+    own = engine_cls.single_stream_latency_ns
+    if (request.scenario == Scenario.SINGLE_STREAM and own
+            and harness.single_stream_expected_latency_ns != own):
+        tuned.append(f"single_stream_expected_latency_ns: "
+                     f"{harness.single_stream_expected_latency_ns} -> {own} ({engine_cls.name} engine)")
+        harness = harness.model_copy(update={"single_stream_expected_latency_ns": own})
     for key in TUNABLE:
         value = getattr(request, key)
         if value is not None and value != getattr(harness, key):

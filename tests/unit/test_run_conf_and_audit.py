@@ -119,3 +119,14 @@ def test_singlestream_runs_inline_unless_asked_otherwise(scenario, engines, tran
         assert prepared.engines == 1
     elif engines:
         assert prepared.engines == engines
+
+
+def test_a_null_singlestream_run_expects_the_harness_latency_not_the_systems():
+    prepared = prepare(RunRequest(engine="null", system="cpu", scenario="SingleStream"))
+    assert prepared.settings.values["single_stream_expected_latency_ns"] == 20_000
+    assert "single_stream_expected_latency_ns: 50000 -> 20000 (null engine)" in prepared.tuned
+    asked = prepare(RunRequest(engine="null", system="cpu", scenario="SingleStream",
+                               target_qps=10_000))  # the command line still wins
+    assert asked.settings.values["single_stream_expected_latency_ns"] == 100_000
+    sim = prepare(RunRequest(engine="sim", system="cpu", scenario="SingleStream"))
+    assert sim.settings.values["single_stream_expected_latency_ns"] == 50_000
