@@ -21,9 +21,10 @@ alternated, ``--repeat`` rounds; a cell shows the range over the rounds.
    the modelled ideal. Bare LoadGen's Offline is a FastSUT that completes the samples at
    exactly the ideal rate from the moment its issue callback runs: the most a Python SUT
    gets, since LoadGen's binding turns the query's sample ids and indices into Python
-   lists (about 80 ns a sample on a 2-core host) after its clock has started. That is 16 graph lanes: on a host with fewer than two cores per
-   lane, where the compiled graphs' spinning loops crowd LoadGen out, ``raybench run``
-   picks calls by itself; this table shows both.
+   lists (about 80 ns a sample on a 2-core host) after its clock has started. The
+   system's settings make 16 graph lanes: on a host with fewer than two cores per lane,
+   where the compiled graphs' spinning loops crowd LoadGen out, ``raybench run`` picks
+   calls by itself; this table shows both.
 
 Usage: ``python bench/harness.py [--duration 3] [--repeat 2] [--steps 6] [--tables 1,2,3]``
 """
@@ -61,7 +62,7 @@ def device(ids):
         due = start + (i + len(chunk)) / rate
         while due - time.perf_counter() > 0:
             time.sleep(due - time.perf_counter())
-        lg.QuerySamplesComplete([lg.QuerySampleResponse(i, 0, 0) for i in chunk])
+        lg.QuerySamplesComplete([lg.QuerySampleResponse(x, 0, 0) for x in chunk])
 def issue(ids, indices):
     done[0] += len(ids)
     if rate:

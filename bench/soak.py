@@ -153,7 +153,8 @@ def main() -> None:
                       f"{row['transport']:<5}  killed {row['killed']:<11}  "
                       f"{'completed' if row['ok'] else 'FAILED':<9}  "
                       f"samples {row.get('samples', '-'):>6}  lost {row['lost']:>3}  "
-                      f"doubled {row['doubled']:>3}  retried {row['retried']:>5}  rerun {row['rerun']:<3}  "
+                      f"doubled {row['doubled']:>3}  retried {row['retried']:>5}  "
+                      f"rerun {row['rerun']:<3}  "
                       f"{row['wall_s']:5.1f} s  {row['error']}", flush=True)
         finally:
             ray.shutdown()
