@@ -138,20 +138,20 @@ def test_a_loadgen_actor_lost_after_an_engine_death_on_graphs_runs_the_test_agai
 
     from raybench.run import execute, prepare
 
-    kill_engine = KillEngineMidTest()
     where = {}
 
-    def on_progress(p) -> None:
-        kill_engine.on_progress(p)
-        if kill_engine.killed.is_set() and "killed" not in where:
+    def on_progress(p) -> None:  # the first attempt under way: engine 0, then LoadGen
+        if p.completed > 0 and "killed" not in where:
             where["killed"] = True
+            ray.kill(where["engines"][0], no_restart=False)
             ray.kill(ray.get_actor(f"loadgen-{GPU_SYSTEM}/resnet50/Server/performance/run_1",
                                    namespace=where["namespace"]))
 
     req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario="Server", output=tmp_path,
                      engines=2, batch_size=64, track_ids=True, transport="graph",
-                     duration=1.0, queries=1, target_qps=1000)
-    report = execute(prepare(req), on_ready=kill_engine.on_ready, on_progress=on_progress,
+                     duration=2.0, queries=1, target_qps=1000)
+    report = execute(prepare(req), on_ready=lambda engines: where.update(engines=engines),
+                     on_progress=on_progress,
                      on_placed=lambda _, placement: where.update(namespace=placement.namespace))
     (test,) = report.tests
     outcome = test.outcome
@@ -178,7 +178,7 @@ def test_a_loadgen_actor_lost_without_an_engine_death_fails_the_run(ray_cluster,
                                    namespace=where["namespace"]))
 
     req = RunRequest(system=GPU_SYSTEM, engine="sim", scenario="Server", output=tmp_path,
-                     engines=2, batch_size=64, transport="graph", duration=1.0, queries=1,
+                     engines=2, batch_size=64, transport="graph", duration=2.0, queries=1,
                      target_qps=1000)
     with pytest.raises(RunError, match="test failed: .*killed by `ray.kill`"):
         execute(prepare(req), on_progress=on_progress,
