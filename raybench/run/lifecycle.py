@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
@@ -381,14 +382,17 @@ def _run_test(prepared: Prepared, test: TestSpec, placement: Placement, results:
         partial = results.start_test(unit)
         kept = f"LoadGen's partial logs: {partial}"
         plan = _plan(prepared, test, settings, partial / test.logs, transport, lanes, engine_info)
-        pids = _engine_pids(placement)
+        # engine processes before the test, where a lost LoadGen actor may be run again
+        may_rerun = not rerun and transport != TransportName.CALLS.value and placement.engines
+        pids = _engine_pids(placement) if may_rerun else None
         try:
             outcome = _drive(placement, plan, on_progress)
             break
         except RayActorError as exc:
-            restarted = [e for e, (before, after) in
-                         enumerate(zip(pids, _engine_pids(placement))) if before != after]
-            if transport == TransportName.CALLS.value or rerun or not restarted:
+            restarted = [] if pids is None else [
+                e for e, (before, after) in enumerate(zip(pids, _engine_pids(placement)))
+                if before != after]
+            if not restarted:
                 raise RunError(f"{test.name} test failed: {error_line(exc)}; {kept}") from None
             rerun = (f"the LoadGen actor died ({error_line(exc)}) while engine "
                      f"{', '.join(map(str, restarted))} restarted; run again on actor calls")
@@ -459,10 +463,12 @@ def _engine_pids(placement: Placement) -> list[Optional[int]]:
     """Each engine actor's process id now (None: it does not answer)."""
     import ray
 
+    refs = [handle.info.remote() for handle in placement.engines]  # asked all at once
+    deadline = time.monotonic() + ENGINE_INFO_S
     pids: list[Optional[int]] = []
-    for handle in placement.engines:
+    for ref in refs:
         try:
-            pids.append(ray.get(handle.info.remote(), timeout=ENGINE_INFO_S)["pid"])
+            pids.append(ray.get(ref, timeout=max(0.0, deadline - time.monotonic()))["pid"])
         except Exception:  # dead, or restarting for longer than that
             pids.append(None)
     return pids

@@ -114,11 +114,6 @@ class Router:
         self.retired.add(engine)
         self.lost.discard(engine)
 
-    def free_slots(self) -> int:
-        """Free in-flight slots on engines that are up."""
-        return sum(self.max_inflight - n for e, n in enumerate(self.inflight)
-                   if e not in self.retired and e not in self.lost)
-
     def total_inflight(self) -> int:
         """Batches in flight on all engines."""
         return sum(self.inflight)
