@@ -11,6 +11,7 @@ from rich.table import Table
 
 from raybench.cli.common import Verbosity, console, handle_errors
 from raybench.cli.options import run_options
+from raybench.cli.tables import PASSED, VERDICT
 
 app = typer.Typer(help="MLPerf submissions: compliance runs and their verification, the "
                        "submission tree and its checker, audit.config and LoadGen config files.",
@@ -30,7 +31,7 @@ def _print_verdicts(verdicts) -> None:
             console.print(f"  {v.test:<9} {v.file:<23} [yellow]n/a[/yellow]  {v.lines[-1]}",
                           soft_wrap=True)
             continue
-        verdict = "[green]PASS[/green]" if v.passed else "[red]FAIL[/red]"
+        verdict = PASSED[bool(v.passed)]
         reason = "" if v.passed else "  " + next(
             (ln for ln in reversed(v.lines) if "FAIL" in ln), "")
         console.print(f"  {v.test:<9} {v.file:<23} {verdict}{reason}", soft_wrap=True)
@@ -66,7 +67,7 @@ def compliance_command(
                   f"{request.engine} engine: {', '.join(t.name for t in prepared.tests)}"
                   + (f" (reusing {', '.join(reused)})" if reused else ""))
     with ProgressLine(prepared) as progress:
-        done = run_compliance(prepared, reused, on_progress=progress.update,
+        done = run_compliance(prepared, on_progress=progress.update,
                               ray_log=prepared.result_dir / RAY_LOG, verbose=Verbosity.verbose)
     console.print(f"results in {done.runs.root}", soft_wrap=True)
     table = Table(title=f"{request.benchmark} {request.scenario} on {prepared.system.id}")
@@ -75,11 +76,11 @@ def compliance_command(
     for t in done.report.tests:
         if t.accuracy is not None:
             a = t.accuracy
-            result = "[green]PASS[/green]" if a.passed else "[red]FAIL[/red]"
+            result = PASSED[bool(a.passed)]
             metric = f"{a.metric} = {a.value:.4f}"
         else:
             s = t.summary
-            result = "[green]VALID[/green]" if s.valid else "[red]INVALID[/red]"
+            result = VERDICT[bool(s.valid)]
             metric = f"{s.metric_name}: {s.metric:,.2f}" if s.metric is not None else ""
         table.add_row(t.name, result, metric, str(t.directory.relative_to(done.runs.root)))
     console.print(table)

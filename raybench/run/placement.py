@@ -11,7 +11,6 @@ places its actors in the trial's placement group instead (the same layout,
 
 from __future__ import annotations
 
-import logging
 import secrets
 import socket
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from raybench.actors import engine as engine_actor
 from raybench.actors.engine import EngineSpec
 from raybench.actors.loadgen import LoadGenActor
 from raybench.errors import RunError
-
-log = logging.getLogger(__name__)
 
 PLACEMENT_TIMEOUT_S = 120
 

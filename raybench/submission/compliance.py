@@ -30,11 +30,10 @@ from raybench.submission.verify import Verdict, verify_compliance
 
 @dataclass
 class ComplianceReport:
-    """What a compliance run ran, reused and found."""
+    """What a compliance run ran and found."""
 
     runs: ScenarioRuns
     report: RunReport
-    reused: list[str] = field(default_factory=list)  # submission tests made earlier
     verdicts: list[Verdict] = field(default_factory=list)
 
     @property
@@ -111,14 +110,12 @@ def _check_same_run(prepared: Prepared, test: TestSpec, directory: Path) -> None
                           f"{', '.join(differ)}; give its options again or pass --rerun")
 
 
-def run_compliance(prepared: Prepared, reused: list[str],
-                   on_progress: Optional[Callable] = None, **execute_options) -> ComplianceReport:
+def run_compliance(prepared: Prepared, on_progress: Optional[Callable] = None, **execute_options) -> ComplianceReport:
     """Run the prepared tests on one Ray, then verify every compliance test and write the
     verification files (see :func:`raybench.submission.verify.verify_compliance`).
 
     Args:
         prepared: From :func:`prepare_compliance`.
-        reused: Tests already on disk that are not run again.
         on_progress: As for :func:`raybench.run.execute`.
         **execute_options: Passed on to :func:`raybench.run.execute` (``ray_log``, ``verbose``).
 
@@ -127,4 +124,4 @@ def run_compliance(prepared: Prepared, reused: list[str],
     """
     report = execute(prepared, on_progress=on_progress, **execute_options)
     runs = scenario_runs(prepared)
-    return ComplianceReport(runs, report, reused, verify_compliance(runs, prepared.data_dir))
+    return ComplianceReport(runs, report, verify_compliance(runs, prepared.data_dir))

@@ -146,11 +146,11 @@ def test_test05_fails_when_the_engines_are_slower_than_in_the_submission_run(ray
     fast = RunRequest(**base, sim=SimLatency(fixed_us=1000, per_sample_us=4000))
     prepared, reused = prepare_compliance(fast, tests=["TEST05"])
     assert [t.name for t in prepared.tests] == ["PerformanceOnly", "TEST05"] and not reused
-    run_compliance(prepared, reused)
+    run_compliance(prepared)
     slow = RunRequest(**base, sim=SimLatency(fixed_us=1000, per_sample_us=8000))
     prepared, reused = prepare_compliance(slow, tests=["TEST05"])
     assert reused == ["PerformanceOnly"]  # the same TestSettings: only the engines differ
-    done = run_compliance(prepared, reused)
+    done = run_compliance(prepared)
     (verdict,) = done.verdicts
     assert not verdict.passed and not done.passed
     assert verdict.lines[-1] == "TEST FAIL: Test score invalid", verdict.text
