@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from raybench.cli.common import console, handle_errors
-from raybench.cli.tables import Column, JsonOption, WideOption, print_json, print_table
+from raybench.cli.tables import PASSED, Column, JsonOption, WideOption, print_json, print_table
 from raybench.results.verdict import ms_text
 
 COLUMNS = (
@@ -24,7 +24,7 @@ COLUMNS = (
 
 def _result(row) -> str:
     if row.accuracy_passed is not None and row.valid is None:
-        return "[green]PASS[/green]" if row.accuracy_passed else "[red]FAIL[/red]"
+        return PASSED[bool(row.accuracy_passed)]
     return {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(row.valid, "-")
 
 

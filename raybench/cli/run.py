@@ -15,7 +15,9 @@ from rich.text import Text
 from raybench.cli.common import (Verbosity, console, err_console, handle_errors, info_console,
                                  wait_for_interrupt)
 from raybench.cli.options import run_options
-from raybench.cli.tables import JSON_PROGRESS_HELP, duration_text, fold, print_json
+from raybench.cli.tables import (
+    JSON_PROGRESS_HELP, PASSED, VERDICT, duration_text, fold, print_json,
+)
 from raybench.results.verdict import explain, ms_text
 from raybench.run.request import OUTPUT
 
@@ -221,13 +223,12 @@ def print_summary(report) -> None:
         rows: list[tuple[str, str]] = []
         if test.accuracy:
             a = test.accuracy
-            result = "[green]PASS[/green]" if a.passed else "[red]FAIL[/red]"
+            result = PASSED[bool(a.passed)]
             console.print(f"[bold]{test.mode}[/bold]  {result}  {escape(a.metric)} {a.value:.4f}")
             rows.append(("target", f"{a.required_fraction * 100:g}% of fp32 {a.fp32} = "
                                    f"{a.fp32 * a.required_fraction:.4f}"))
         else:
-            result = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}.get(
-                verdict.valid, "no result")
+            result = VERDICT.get(verdict.valid, "no result")
             console.print(f"[bold]{test.mode}[/bold]  {result}  "
                           + (escape(str(verdict.headline)) if verdict.headline else ""))
             rows += [("[red]why[/red]", escape(problem)) for problem in verdict.problems]

@@ -26,6 +26,8 @@ WideOption = Annotated[bool, typer.Option("--wide", metavar="",
 JsonOption = Annotated[bool, typer.Option("--json", metavar="",
                                           help="Print the result as JSON on stdout.")]
 # --json of a command that shows progress while it works
+VERDICT = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}  # a performance run
+PASSED = {True: "[green]PASS[/green]", False: "[red]FAIL[/red]"}  # an accuracy or a check
 JSON_PROGRESS_HELP = "Print the result as JSON on stdout (progress goes to stderr)."
 JsonProgressOption = Annotated[bool, typer.Option("--json", metavar="", help=JSON_PROGRESS_HELP)]
 

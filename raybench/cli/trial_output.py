@@ -16,6 +16,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from raybench.cli.tables import VERDICT
+
 # Short column headers of the argument table's fields, with units.
 SHORT = {
     "benchmark": "bench", "scenario": "scenario", "mode": "mode", "engine": "engine",
@@ -28,7 +30,6 @@ SHORT = {
 }
 TEXT_PARAMS = ("benchmark", "scenario", "mode", "engine", "system", "model", "data_dir",
                "calibration", "sim", "rules_round")  # left-aligned in tables
-VERDICT = {True: "[green]VALID[/green]", False: "[red]INVALID[/red]"}
 TEXT_MIN = 8  # narrowest a text column gets before it wraps
 
 TuneVerboseOption = Annotated[bool, typer.Option(help="Also show Ray Tune's own status output.")]
